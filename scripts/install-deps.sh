@@ -1,0 +1,41 @@
+#!/bin/sh
+# Installs the Debian packages that Petrel's build and tests need.
+# Does nothing when they are all present, so `make run` and `make test`
+# can call it every time.  Needs root (or sudo) only when something is missing.
+set -eu
+
+PACKAGES="
+build-essential cmake pkg-config
+libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libxml2-dev libxml2-utils
+libc-ares-dev libgmime-3.0-dev libjansson-dev libhttp-parser-dev libcrypt-dev
+libkrb5-dev libldap-dev libcmocka-dev
+clang libclang-rt-14-dev
+python3 python3-pytest
+curl swaks fetchmail isync dnsmasq-base procps
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	exit 0
+fi
+
+echo "install-deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO="sudo"
+	else
+		echo "install-deps: missing packages:$missing; run this script as root" >&2
+		exit 1
+	fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,47 @@
+/*
+ * Small string helpers shared by every module.
+ */
+#ifndef PETREL_STR_H
+#define PETREL_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+/* Copies src into dst (size dstsize, NUL-terminated).  Returns 0, or -1 if
+ * src did not fit; truncation is an error (OpenSMTPD strlcpy pattern). */
+int str_copy(char *dst, const char *src, size_t dstsize) PETREL_MUST_CHECK;
+
+/* Parses a whole decimal string into *val_r, within [min, max].
+ * Returns 0, or -1 on empty input, junk, overflow or out-of-range. */
+int str_to_i64(const char *s, int64_t min, int64_t max, int64_t *val_r) PETREL_MUST_CHECK;
+int str_to_u64(const char *s, uint64_t *val_r) PETREL_MUST_CHECK;
+
+/* Parses "yes/no/true/false/on/off/1/0" (case-insensitive). */
+int str_to_bool(const char *s, bool *val_r) PETREL_MUST_CHECK;
+
+/* Removes leading and trailing ASCII white space in place; returns s
+ * advanced past the leading white space. */
+char *str_trim(char *s);
+
+bool str_has_prefix(const char *s, const char *prefix);
+bool str_has_suffix(const char *s, const char *suffix);
+bool str_iequal(const char *a, const char *b);
+
+/* Appends data to out with everything that is not printable ASCII escaped
+ * (\r \n \t \\ and \xNN), cutting at max_in input bytes (then "...").
+ * Client text goes through this before it reaches a log (Postfix
+ * printable()).  Returns what buf_append returns. */
+int str_escape_append(struct buf *out, const void *data, size_t len, size_t max_in) PETREL_MUST_CHECK;
+
+/* Returns a newly allocated escaped copy of a NUL-terminated string,
+ * at most max_in input bytes; caller frees. */
+char *str_escape(const char *s, size_t max_in);
+
+/* Splits s at sep into at most max fields, in place; returns the count.
+ * Empty fields are kept. */
+size_t str_split(char *s, char sep, char **fields, size_t max);
+
+#endif

@@ -1,0 +1,3 @@
+/* placeholder: replaced by the petrelctl dispatcher */
+#include "ctl/ctl.h"
+int main(void) { return 0; }

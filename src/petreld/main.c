@@ -1,0 +1,2 @@
+/* placeholder: replaced by the engine main */
+int main(void) { return 0; }
