@@ -36,7 +36,7 @@ int buf_append(struct buf *b, const void *data, size_t len) PETREL_MUST_CHECK;
 int buf_append_str(struct buf *b, const char *s) PETREL_MUST_CHECK;
 int buf_append_char(struct buf *b, char c) PETREL_MUST_CHECK;
 int buf_printf(struct buf *b, const char *fmt, ...) PETREL_PRINTF(2, 3) PETREL_MUST_CHECK;
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap) PETREL_MUST_CHECK;
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) PETREL_PRINTF(2, 0) PETREL_MUST_CHECK;
 
 /* Removes the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);

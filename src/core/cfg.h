@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 
@@ -138,10 +139,120 @@ int cfg_write_new(const char *path, const struct cfg_setup *setup, char **error_
  * docs/configuration.md so it cannot drift from the table. */
 void cfg_dump_reference(int fd);
 
+/* Writes cfg as a complete, commented mailserver.cfg (the format
+ * cfg_write_new produces) and replaces path atomically (mode 0640).  The
+ * text is parsed back before it is written; a snapshot that would not load
+ * the same is refused.  Returns 0 or -1 with *error_r (caller frees). */
+int cfg_write(const struct cfg *cfg, const char *path, char **error_r) PETREL_MUST_CHECK;
+
+/* The text cfg_write writes; newly allocated, caller frees. */
+char *cfg_format(const struct cfg *cfg);
+
+/* True when both snapshots hold the same settings, services and logs
+ * (config_dir and path are not compared).  Reload uses it to say
+ * "nothing changed"; the tests use it for round trips. */
+bool cfg_equal(const struct cfg *a, const struct cfg *b);
+
 /* The process-wide current snapshot.  cfg_current() returns a new reference
  * the caller must cfg_unref(); cfg_set_current() takes over the caller's
  * reference and drops the previous snapshot's. */
 struct cfg *cfg_current(void);
 void cfg_set_current(struct cfg *cfg);
+
+/*
+ * The settings table, for code that lists or edits settings generically
+ * (the reference generator, the admin API).  One row per SETTING() line of
+ * settings.def, in file order.
+ */
+struct setting_def {
+	enum setting_type type;
+	const char *path;         /* "server/hostname": element path below <petrel> */
+	size_t offset;            /* of the field in struct settings */
+	const char *def_str;      /* STR default; NULL for the other types */
+	int64_t def_num;          /* default of INT, BOOL (0/1), SIZE, DURATION */
+	int64_t min, max;         /* inclusive bounds (not used for STR) */
+	const char *doc;
+};
+
+extern const struct setting_def cfg_settings[];
+extern const size_t cfg_settings_count;
+
+/* The row for "section/name", or NULL. */
+const struct setting_def *cfg_setting_find(const char *path);
+
+/* Parses the text of an INT, BOOL, SIZE or DURATION value (already
+ * trimmed) and checks it against [min, max].  SIZE takes an optional
+ * K/M/G/T suffix (1024-based), DURATION an optional s/m/h/d suffix; both
+ * are checked for overflow.  Returns 0, or -1 with *reason_r (caller frees)
+ * such as "value 70000 out of range 0..60000". */
+int cfg_parse_scalar(enum setting_type type, const char *text, int64_t min, int64_t max,
+		     int64_t *val_r, char **reason_r) PETREL_MUST_CHECK;
+
+/* Appends a value in the file's syntax, as compact as exact: SIZE 104857600
+ * as "100M", DURATION 86400 as "1d", BOOL as "yes"/"no". */
+int cfg_format_scalar(enum setting_type type, int64_t val, struct buf *out) PETREL_MUST_CHECK;
+
+/* Appends the current value of a setting of s in the file's syntax. */
+int cfg_format_setting(const struct settings *s, const struct setting_def *def,
+		       struct buf *out) PETREL_MUST_CHECK;
+
+/* Appends what values a setting takes ("0..60000", "a host name", ...),
+ * as in the reference. */
+int cfg_describe_range(const struct setting_def *def, struct buf *out) PETREL_MUST_CHECK;
+
+/* A valid DNS host name: ASCII letters, digits and hyphens in dot-separated
+ * labels of 1..63 characters, not starting or ending with a hyphen, 253
+ * characters at most, no trailing dot (A-labels for international names). */
+bool cfg_valid_hostname(const char *name);
+
+/*
+ * Reading XML configuration files safely; shared with users.cfg
+ * (src/directory).  Include <libxml/tree.h> to use the nodes.
+ *
+ * cfg_xml_read parses from memory with no network access, no DTD loading
+ * and no entity expansion; a document with a DOCTYPE is refused outright
+ * (entity bombs, external entities).  Parser errors are captured per call
+ * through the parser context, never through process-wide handlers, so it is
+ * safe while other threads parse.  The root element must be named root.
+ * Returns 0 and the document in *doc_r (free with xmlFreeDoc), or -1 and
+ * *error_r "FILE:LINE: reason" (caller frees).  libxml2 warnings go to warn.
+ */
+struct _xmlDoc;
+struct _xmlNode;
+int cfg_xml_read(const char *path, const char *data, size_t len, const char *root,
+		 cfg_warning_fn *warn, void *warn_context, struct _xmlDoc **doc_r,
+		 char **error_r) PETREL_MUST_CHECK;
+
+/* Line of a node in its file (0 when unknown). */
+long cfg_xml_line(const struct _xmlNode *node);
+
+/* The text inside an element (text and CDATA children joined, trimmed);
+ * child elements are reported to warn as ignored.  Newly allocated. */
+char *cfg_xml_text(const char *path, const struct _xmlNode *node, cfg_warning_fn *warn,
+		   void *warn_context);
+
+/* Warns about each attribute of node not in the NULL-terminated list. */
+void cfg_xml_check_attrs(const char *path, const struct _xmlNode *node,
+			 const char *const *allowed, cfg_warning_fn *warn, void *warn_context);
+
+/* Warns "FILE:LINE: unknown element <x> (ignored)", x escaped. */
+void cfg_xml_warn_unknown(const char *path, const struct _xmlNode *node,
+			  cfg_warning_fn *warn, void *warn_context);
+
+/* Formats a warning "FILE:LINE: text" and passes it to warn (if not NULL). */
+void cfg_warnf(cfg_warning_fn *warn, void *warn_context, const char *path, long line,
+	       const char *fmt, ...) PETREL_PRINTF(5, 6);
+
+/* Returns a newly allocated "FILE:LINE: text" ("FILE: text" when line is 0). */
+char *cfg_errorf(const char *path, long line, const char *fmt, ...) PETREL_PRINTF(3, 4);
+
+/* Appends s with & < > " ' escaped for XML text and attribute values. */
+int cfg_xml_escape_append(struct buf *out, const char *s) PETREL_MUST_CHECK;
+
+/* Appends an XML comment holding text, word-wrapped at about width columns,
+ * each line indented by indent spaces ("--" cannot occur in a comment and
+ * is broken up). */
+int cfg_xml_comment_append(struct buf *out, const char *text, unsigned indent,
+			   unsigned width) PETREL_MUST_CHECK;
 
 #endif

@@ -25,6 +25,10 @@ void fileio_init_faults(void)
 	const char *spec = getenv("PETREL_FAULT");
 	char *copy, *save = NULL;
 
+	for (int i = 0; i < FAULT_COUNT; i++) {
+		fault_at[i] = 0;
+		atomic_store(&fault_calls[i], 0);
+	}
 	if (spec == NULL || *spec == '\0')
 		return;
 	copy = xstrdup(spec);
@@ -114,6 +118,30 @@ int fileio_fsync_parent(const char *path)
 	return ret;
 }
 
+/*
+ * When root (petrelctl, or petreld before its privilege drop) writes into a
+ * directory that belongs to someone else — the service user's config dir
+ * or store — the file goes to that owner, or the engine could no longer
+ * read the key or the users.cfg that root just wrote for it.
+ */
+static int give_to_directory_owner(int fd, const char *path)
+{
+	char *copy;
+	struct stat st;
+	int ret;
+
+	if (geteuid() != 0)
+		return 0;
+	copy = xstrdup(path);
+	ret = stat(dirname(copy), &st);
+	free(copy);
+	if (ret < 0)
+		return -1;
+	if (st.st_uid == 0 && st.st_gid == 0)
+		return 0;
+	return fchown(fd, st.st_uid, st.st_gid);
+}
+
 int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			const char **error_r)
 {
@@ -132,7 +160,8 @@ int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t m
 		*error_r = errbuf;
 		return -1;
 	}
-	if (fchmod(fd, mode) < 0 || fileio_write_all(fd, data, len) < 0 || fileio_fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || give_to_directory_owner(fd, path) < 0 ||
+	    fileio_write_all(fd, data, len) < 0 || fileio_fsync(fd) < 0) {
 		snprintf(errbuf, sizeof(errbuf), "cannot write %s: %s", tmp, strerror(errno));
 		goto fail;
 	}

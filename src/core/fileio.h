@@ -30,7 +30,8 @@ int fileio_fsync_parent(const char *path) PETREL_MUST_CHECK;
 
 /* Replaces path atomically with data: writes path.tmp.PID in the same
  * directory with the given mode, fsyncs it, renames it over path, fsyncs
- * the directory.  On failure path is untouched, the temp file is removed,
+ * the directory.  Run as root in a directory owned by another user, the
+ * file is given to that user.  On failure path is untouched, the temp file is removed,
  * and *error_r (static or thread-local storage) says why.  */
 int fileio_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			const char **error_r) PETREL_MUST_CHECK;

@@ -1,0 +1,28 @@
+/* The process-wide current users.cfg snapshot; see directory.h. */
+#include "directory/directory.h"
+
+#include <pthread.h>
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct directory *current;
+
+struct directory *directory_current(void)
+{
+	struct directory *dir;
+
+	pthread_mutex_lock(&current_lock);
+	dir = current != NULL ? directory_ref(current) : NULL;
+	pthread_mutex_unlock(&current_lock);
+	return dir;
+}
+
+void directory_set_current(struct directory *dir)
+{
+	struct directory *old;
+
+	pthread_mutex_lock(&current_lock);
+	old = current;
+	current = dir;
+	pthread_mutex_unlock(&current_lock);
+	directory_unref(&old);
+}

@@ -1,1 +1,0 @@
-/* directory placeholder */ int directory_placeholder_(void); int directory_placeholder_(void) { return 0; }
