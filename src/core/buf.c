@@ -101,6 +101,8 @@ void buf_consume(struct buf *b, size_t n)
 {
 	if (n > b->len)
 		panic("buf_consume: %zu > %zu", n, b->len);
+	if (n == 0)
+		return;
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
 	b->data[b->len] = '\0';

@@ -332,6 +332,9 @@ int cfg_describe_range(const struct setting_def *def, struct buf *out)
 /* ---- messages ----------------------------------------------------------- */
 
 static char *vformat_at(const char *path, long line, const char *fmt, va_list ap)
+	PETREL_PRINTF(3, 0);
+
+static char *vformat_at(const char *path, long line, const char *fmt, va_list ap)
 {
 	struct buf b;
 	int ret;
