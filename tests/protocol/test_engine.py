@@ -340,3 +340,41 @@ def test_log_rotation_by_size(petrel):
             for line in f:
                 assert re.match(r"^\d{4}-\d\d-\d\dT", line), line
     assert os.path.exists(os.path.join(logs, "debug.idx"))
+
+
+def test_port_in_use_is_named(petrel_dirs):
+    port = petrel_dirs.port("admin")
+    blocker = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    blocker.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    blocker.bind(("::", port))
+    blocker.listen(1)
+    try:
+        res = petreld("--config-dir", petrel_dirs.config_dir, "--foreground")
+    finally:
+        blocker.close()
+    assert res.returncode == 1
+    assert "admin: cannot listen on *:%d" % port in res.stderr
+    assert "Address already in use" in res.stderr
+    # Nothing left behind: no pid file, no socket, and a normal start works.
+    assert not os.path.exists(petrel_dirs.path("petreld.pid"))
+    assert not os.path.exists(petrel_dirs.path("petrel.sock"))
+    petrel_dirs.start()
+    petrel_dirs.assert_alive()
+
+
+def test_unreadable_config_dir_is_named(petrel_dirs):
+    res = petreld("--config-dir", petrel_dirs.path("mailserver.cfg"), "--foreground")
+    assert res.returncode == 1
+    assert "mailserver.cfg" in res.stderr
+
+
+def test_foreground_start_prints_services(petrel):
+    # make run relies on this: every opened service with address and port.
+    deadline = time.time() + 5
+    out = ""
+    while time.time() < deadline and "admin" not in out:
+        with open(petrel.stdout_path, encoding="utf-8") as f:
+            out = f.read()
+        time.sleep(0.1)
+    assert re.search(r"admin\s+\* port %d\s+tls=implicit\s+listening" % petrel.port("admin"), out), out
+    assert "not yet implemented" in out
