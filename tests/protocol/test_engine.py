@@ -194,10 +194,9 @@ def test_start_refuses_certificate_that_is_not_one(petrel_dirs):
     with open(petrel_dirs.path("sslcert", "server.crt"), "w") as f:
         f.write("this is not a certificate\n")
     res = petreld("--config-dir", petrel_dirs.config_dir, "--foreground")
-    # Only a TLS service that is open needs the certificate; with none
-    # implemented the engine may start.  Either way: a clear word, no crash.
-    if res.returncode != 0:
-        assert "server.crt" in res.stderr
+    # The admin service is TLS-only, so the engine cannot serve without it.
+    assert res.returncode == 1
+    assert "server.crt" in res.stderr and "certificate" in res.stderr
     assert "panic" not in res.stderr and "Sanitizer" not in res.stderr
 
 
@@ -378,3 +377,41 @@ def test_foreground_start_prints_services(petrel):
         time.sleep(0.1)
     assert re.search(r"admin\s+\* port %d\s+tls=implicit\s+listening" % petrel.port("admin"), out), out
     assert "not yet implemented" in out
+
+
+def test_setup_asks_on_a_terminal():
+    """The wizard asks for what the flags did not give when on a terminal."""
+    import pty
+    root = _make_root()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([os.path.join(BIN_DIR, "petrelctl"), "setup", "--config-dir",
+                             os.path.join(root, "c"), "--store", os.path.join(root, "s"),
+                             "--hostname", "mail.example.test", "--port-offset", "20000"],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                            env=sanitizer_env())
+    os.close(slave)
+    transcript = b""
+
+    def expect(word):
+        nonlocal transcript
+        deadline = time.time() + 20
+        while word not in transcript and time.time() < deadline:
+            try:
+                transcript += os.read(master, 4096)
+            except OSError:
+                break
+        assert word in transcript, transcript
+
+    expect(b"Primary mail domain")
+    os.write(master, b"wizard.example\n")
+    expect(b"Password for the administrator")
+    os.write(master, b"wizard-password\n")
+    expect(b"Password again")
+    os.write(master, b"wizard-password\n")
+    assert proc.wait(60) == 0, transcript
+    os.close(master)
+    # The password was not echoed, and the files exist.
+    assert b"wizard-password" not in transcript
+    with open(os.path.join(root, "c", "users.cfg")) as f:
+        assert "wizard.example" in f.read()
+    assert os.path.exists(os.path.join(root, "c", "mailserver.cfg"))
