@@ -46,24 +46,6 @@
 /* Longest value for a subject CN (RFC 5280 ub-common-name). */
 #define CERT_MAX_CN 64
 
-static void PETREL_PRINTF(2, 3) set_error(char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		panic("set_error: bad format");
-	s = xmalloc((size_t)n + 1);
-	va_start(ap, fmt);
-	(void)vsnprintf(s, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	*error_r = s;
-}
-
 static void *ossl_alloc(void *p, const char *what)
 {
 	if (p == NULL)
@@ -109,9 +91,9 @@ static int read_file(const char *path, char **data_r, size_t *len_r, char **erro
 	if (fileio_read_all(path, CERT_MAX_FILE_SIZE, data_r, len_r) == 0)
 		return 0;
 	if (errno == EFBIG)
-		set_error(error_r, "%s: file too large (over %u bytes)", path, CERT_MAX_FILE_SIZE);
+		*error_r = xasprintf("%s: file too large (over %u bytes)", path, CERT_MAX_FILE_SIZE);
 	else
-		set_error(error_r, "%s: cannot read: %s", path, strerror(errno));
+		*error_r = xasprintf("%s: cannot read: %s", path, strerror(errno));
 	return -1;
 }
 
@@ -135,7 +117,7 @@ static int parse_certs(const char *path, const char *data, size_t len, bool allo
 	BIO *bio;
 
 	if (len > INT32_MAX) {
-		set_error(error_r, "%s: file too large", path);
+		*error_r = xasprintf("%s: file too large", path);
 		goto fail;
 	}
 	/* Matches BEGIN CERTIFICATE, X509 CERTIFICATE, TRUSTED CERTIFICATE; not
@@ -152,7 +134,7 @@ static int parse_certs(const char *path, const char *data, size_t len, bool allo
 			if (sk_X509_num(certs) >= CERT_MAX_CHAIN) {
 				X509_free(x);
 				BIO_free(bio);
-				set_error(error_r, "%s: more than %d certificates", path, CERT_MAX_CHAIN);
+				*error_r = xasprintf("%s: more than %d certificates", path, CERT_MAX_CHAIN);
 				goto fail;
 			}
 			if (sk_X509_push(certs, x) <= 0)
@@ -166,7 +148,7 @@ static int parse_certs(const char *path, const char *data, size_t len, bool allo
 			break;
 		}
 		BIO_free(bio);
-		set_error(error_r, "%s: invalid PEM certificate %d: %s", path, sk_X509_num(certs) + 1,
+		*error_r = xasprintf("%s: invalid PEM certificate %d: %s", path, sk_X509_num(certs) + 1,
 			  ossl_reason(reason, sizeof(reason)));
 		goto fail;
 	}
@@ -186,10 +168,10 @@ no_pem:
 	}
 	if (sk_X509_num(certs) == 0) {
 		if (memmem(data, len, "CERTIFICATE REQUEST-----", 24) != NULL)
-			set_error(error_r, "%s: not a PEM certificate but a certificate request (CSR): "
+			*error_r = xasprintf("%s: not a PEM certificate but a certificate request (CSR): "
 				  "give it to the CA and import the certificate it returns", path);
 		else
-			set_error(error_r, "%s: not a PEM certificate", path);
+			*error_r = xasprintf("%s: not a PEM certificate", path);
 		goto fail;
 	}
 	*certs_r = certs;
@@ -236,13 +218,13 @@ static int parse_key(const char *path, const char *data, size_t len, EVP_PKEY **
 	unsigned long e;
 
 	if (len > INT32_MAX) {
-		set_error(error_r, "%s: file too large", path);
+		*error_r = xasprintf("%s: file too large", path);
 		return -1;
 	}
 	/* OpenSSL 3's decoders report a file without any key as "unsupported";
 	 * look for the PEM label ourselves to say what is wrong. */
 	if (memmem(data, len, "PRIVATE KEY-----", 16) == NULL) {
-		set_error(error_r, "%s: not a PEM private key", path);
+		*error_r = xasprintf("%s: not a PEM private key", path);
 		return -1;
 	}
 	bio = ossl_alloc(BIO_new_mem_buf(data, (int)len), "BIO_new_mem_buf");
@@ -256,13 +238,13 @@ static int parse_key(const char *path, const char *data, size_t len, EVP_PKEY **
 	e = ERR_peek_last_error();
 	if (wanted_password) {
 		ERR_clear_error();
-		set_error(error_r, "%s: the private key is encrypted; the server needs it without a "
+		*error_r = xasprintf("%s: the private key is encrypted; the server needs it without a "
 			  "pass phrase (openssl pkey -in %s -out NEWFILE)", path, path);
 	} else if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
 		ERR_clear_error();
-		set_error(error_r, "%s: not a PEM private key", path);
+		*error_r = xasprintf("%s: not a PEM private key", path);
 	} else {
-		set_error(error_r, "%s: invalid private key: %s", path,
+		*error_r = xasprintf("%s: invalid private key: %s", path,
 			  ossl_reason(reason, sizeof(reason)));
 	}
 	return -1;
@@ -409,7 +391,7 @@ int cert_check_hostname(const char *hostname, char **error_r)
 	int addr_len;
 
 	if (len == 0) {
-		set_error(error_r, "empty host name");
+		*error_r = xasprintf("empty host name");
 		return -1;
 	}
 	if (is_ip_literal(hostname, addr, &addr_len))
@@ -440,7 +422,7 @@ int cert_check_hostname(const char *hostname, char **error_r)
 bad: {
 	char *esc = str_escape(hostname, 80);
 
-	set_error(error_r, "invalid host name \"%s\": use letters, digits, '-' and '.' "
+	*error_r = xasprintf("invalid host name \"%s\": use letters, digits, '-' and '.' "
 		  "(at most 253 characters, 63 per label), or an IP address", esc);
 	free(esc);
 	return -1;
@@ -503,7 +485,7 @@ static EVP_PKEY *generate_key(char **error_r)
 	char reason[256];
 
 	if (key == NULL)
-		set_error(error_r, "cannot generate an RSA key: %s", ossl_reason(reason, sizeof(reason)));
+		*error_r = xasprintf("cannot generate an RSA key: %s", ossl_reason(reason, sizeof(reason)));
 	return key;
 }
 
@@ -518,7 +500,7 @@ static int write_key_file(const char *path, EVP_PKEY *key, char **error_r)
 	int ret = -1;
 
 	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1) {
-		set_error(error_r, "%s: cannot encode the key: %s", path,
+		*error_r = xasprintf("%s: cannot encode the key: %s", path,
 			  ossl_reason(reason, sizeof(reason)));
 		goto out;
 	}
@@ -526,7 +508,7 @@ static int write_key_file(const char *path, EVP_PKEY *key, char **error_r)
 	if (len <= 0)
 		panic("write_key_file: empty PEM");
 	if (fileio_write_atomic(path, data, (size_t)len, 0600, &werr) < 0) {
-		set_error(error_r, "%s", werr);
+		*error_r = xasprintf("%s", werr);
 		goto out;
 	}
 	ret = 0;
@@ -547,7 +529,7 @@ static int write_certs_file(const char *path, STACK_OF(X509) *certs, char **erro
 
 	for (int i = 0; i < sk_X509_num(certs); i++) {
 		if (PEM_write_bio_X509(bio, sk_X509_value(certs, i)) != 1) {
-			set_error(error_r, "%s: cannot encode certificate: %s", path,
+			*error_r = xasprintf("%s: cannot encode certificate: %s", path,
 				  ossl_reason(reason, sizeof(reason)));
 			goto out;
 		}
@@ -556,7 +538,7 @@ static int write_certs_file(const char *path, STACK_OF(X509) *certs, char **erro
 	if (len <= 0)
 		panic("write_certs_file: empty PEM");
 	if (fileio_write_atomic(path, data, (size_t)len, 0644, &werr) < 0) {
-		set_error(error_r, "%s", werr);
+		*error_r = xasprintf("%s", werr);
 		goto out;
 	}
 	ret = 0;
@@ -584,7 +566,7 @@ static int set_random_serial(X509 *x, char **error_r)
 	BIGNUM *bn;
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		set_error(error_r, "no random numbers: %s", ossl_reason(reason, sizeof(reason)));
+		*error_r = xasprintf("no random numbers: %s", ossl_reason(reason, sizeof(reason)));
 		return -1;
 	}
 	/* Positive (RFC 5280 4.1.2.2) and never zero. */
@@ -622,7 +604,7 @@ int cert_generate_self_signed(const char *hostname, const char *cert_path, const
 	if (cert_check_hostname(hostname, error_r) < 0)
 		return -1;
 	if (days < 1 || days > CERT_MAX_DAYS) {
-		set_error(error_r, "validity of %d days: use 1 to %d days", days, CERT_MAX_DAYS);
+		*error_r = xasprintf("validity of %d days: use 1 to %d days", days, CERT_MAX_DAYS);
 		return -1;
 	}
 	if ((key = generate_key(error_r)) == NULL)
@@ -635,7 +617,7 @@ int cert_generate_self_signed(const char *hostname, const char *cert_path, const
 		goto out;
 	if (X509_gmtime_adj(X509_getm_notBefore(x), -CERT_BACKDATE_SECONDS) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(x), days, 0, NULL) == NULL) {
-		set_error(error_r, "cannot set the validity: %s", ossl_reason(reason, sizeof(reason)));
+		*error_r = xasprintf("cannot set the validity: %s", ossl_reason(reason, sizeof(reason)));
 		goto out;
 	}
 	name = make_subject(hostname);
@@ -654,7 +636,7 @@ int cert_generate_self_signed(const char *hostname, const char *cert_path, const
 	X509_EXTENSION_free(san);
 
 	if (X509_sign(x, key, EVP_sha256()) <= 0) {
-		set_error(error_r, "cannot sign the certificate: %s", ossl_reason(reason, sizeof(reason)));
+		*error_r = xasprintf("cannot sign the certificate: %s", ossl_reason(reason, sizeof(reason)));
 		goto out;
 	}
 	/* Key first: a crash in between leaves a new key beside the old
@@ -702,12 +684,12 @@ int cert_request(const char *hostname, const char *csr_path, const char *key_pat
 	if (X509_REQ_add_extensions(req, exts) != 1)
 		panic("out of memory in OpenSSL (X509_REQ_add_extensions)");
 	if (X509_REQ_sign(req, key, EVP_sha256()) <= 0) {
-		set_error(error_r, "cannot sign the request: %s", ossl_reason(reason, sizeof(reason)));
+		*error_r = xasprintf("cannot sign the request: %s", ossl_reason(reason, sizeof(reason)));
 		goto out;
 	}
 	bio = ossl_alloc(BIO_new(BIO_s_mem()), "BIO_new");
 	if (PEM_write_bio_X509_REQ(bio, req) != 1) {
-		set_error(error_r, "%s: cannot encode the request: %s", csr_path,
+		*error_r = xasprintf("%s: cannot encode the request: %s", csr_path,
 			  ossl_reason(reason, sizeof(reason)));
 		goto out;
 	}
@@ -717,7 +699,7 @@ int cert_request(const char *hostname, const char *csr_path, const char *key_pat
 	if (write_key_file(key_path, key, error_r) < 0)
 		goto out;
 	if (fileio_write_atomic(csr_path, data, (size_t)len, 0644, &werr) < 0) {
-		set_error(error_r, "%s", werr);
+		*error_r = xasprintf("%s", werr);
 		goto out;
 	}
 	ret = 0;
@@ -762,17 +744,17 @@ static int install_pair(const char *key_new, const char *key_path, const char *c
 			const char *crt_path, char **error_r)
 {
 	if (fileio_rename(key_new, key_path) < 0) {
-		set_error(error_r, "cannot rename %s to %s: %s", key_new, key_path, strerror(errno));
+		*error_r = xasprintf("cannot rename %s to %s: %s", key_new, key_path, strerror(errno));
 		return -1;
 	}
 	if (fileio_rename(crt_new, crt_path) < 0) {
-		set_error(error_r, "%s was replaced but %s could not be (rename from %s: %s); "
+		*error_r = xasprintf("%s was replaced but %s could not be (rename from %s: %s); "
 			  "run the same import again to finish", key_path, crt_path, crt_new,
 			  strerror(errno));
 		return -1;
 	}
 	if (fileio_fsync_parent(crt_path) < 0) {
-		set_error(error_r, "cannot fsync the directory of %s: %s", crt_path, strerror(errno));
+		*error_r = xasprintf("cannot fsync the directory of %s: %s", crt_path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -818,7 +800,7 @@ int cert_import(const char *cert_file, const char *chain_file, const char *key_f
 			goto out;
 		while (sk_X509_num(more) > 0) {
 			if (sk_X509_num(certs) >= CERT_MAX_CHAIN) {
-				set_error(error_r, "%s: more than %d certificates in the chain", chain_file,
+				*error_r = xasprintf("%s: more than %d certificates in the chain", chain_file,
 					  CERT_MAX_CHAIN);
 				goto out;
 			}
@@ -832,12 +814,12 @@ int cert_import(const char *cert_file, const char *chain_file, const char *key_f
 	 * expired cross-signatures that clients skip (Let's Encrypt, 2021). */
 	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
 		(void)cert_time_iso(X509_get0_notAfter(leaf), when, sizeof(when));
-		set_error(error_r, "%s: certificate expired on %s", cert_file, when);
+		*error_r = xasprintf("%s: certificate expired on %s", cert_file, when);
 		goto out;
 	}
 	if (X509_cmp_current_time(X509_get0_notBefore(leaf)) >= 0) {
 		(void)cert_time_iso(X509_get0_notBefore(leaf), when, sizeof(when));
-		set_error(error_r, "%s: certificate is not valid before %s", cert_file, when);
+		*error_r = xasprintf("%s: certificate is not valid before %s", cert_file, when);
 		goto out;
 	}
 	/* A chain out of order makes clients fail in ways that are hard to
@@ -847,7 +829,7 @@ int cert_import(const char *cert_file, const char *chain_file, const char *key_f
 			char *issuer = name_text(X509_get_issuer_name(sk_X509_value(certs, i - 1)));
 			char *subject = name_text(X509_get_subject_name(sk_X509_value(certs, i)));
 
-			set_error(error_r, "%s: chain out of order: certificate %d (%s) did not issue "
+			*error_r = xasprintf("%s: chain out of order: certificate %d (%s) did not issue "
 				  "certificate %d (issued by %s); put the server certificate first, then "
 				  "the CA certificate that issued it, and so on",
 				  chain_file != NULL ? chain_file : cert_file, i + 1, subject, i, issuer);
@@ -858,7 +840,7 @@ int cert_import(const char *cert_file, const char *chain_file, const char *key_f
 	}
 	bits = X509_get0_pubkey(leaf) != NULL ? EVP_PKEY_get_security_bits(X509_get0_pubkey(leaf)) : 0;
 	if (bits < 112) {
-		set_error(error_r, "%s: the certificate's key is too weak (%d bits of security, "
+		*error_r = xasprintf("%s: the certificate's key is too weak (%d bits of security, "
 			  "at least 112 needed: RSA 2048 or EC P-256)", cert_file, bits);
 		goto out;
 	}
@@ -868,7 +850,7 @@ int cert_import(const char *cert_file, const char *chain_file, const char *key_f
 		if (cert_read_key(key_file, &key, error_r) < 0)
 			goto out;
 		if (!cert_key_matches(leaf, key)) {
-			set_error(error_r, "%s: key does not match certificate %s", key_file, cert_file);
+			*error_r = xasprintf("%s: key does not match certificate %s", key_file, cert_file);
 			goto out;
 		}
 		source = IMPORT_KEY_FILE;
@@ -891,12 +873,12 @@ int cert_import(const char *cert_file, const char *chain_file, const char *key_f
 			}
 			if (current == NULL || !cert_key_matches(leaf, current)) {
 				if (have_pending)
-					set_error(error_r, "%s: certificate does not match the pending key %s "
+					*error_r = xasprintf("%s: certificate does not match the pending key %s "
 						  "nor the current key %s; run petrelctl cert request first "
 						  "or import the matching key with --key FILE",
 						  cert_file, request_key, server_key);
 				else
-					set_error(error_r, "%s: certificate does not match the current key %s "
+					*error_r = xasprintf("%s: certificate does not match the current key %s "
 						  "and no request is pending (%s); run petrelctl cert request "
 						  "first or import the matching key with --key FILE",
 						  cert_file, server_key, request_key);
@@ -1098,7 +1080,7 @@ int cert_describe(const char *path, char **description_r, char **error_r)
 	json_decref(obj);
 	if (r != 0) {
 		buf_deinit(&b);
-		set_error(error_r, "%s: description too long", path);
+		*error_r = xasprintf("%s: description too long", path);
 		return -1;
 	}
 	*description_r = buf_steal(&b);

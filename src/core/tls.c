@@ -61,24 +61,6 @@ struct tls_ctx {
 	size_t cert_count;
 };
 
-static void PETREL_PRINTF(2, 3) set_error(char **error_r, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		panic("set_error: bad format");
-	s = xmalloc((size_t)n + 1);
-	va_start(ap, fmt);
-	(void)vsnprintf(s, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	*error_r = s;
-}
-
 static void PETREL_PRINTF(2, 3) warnf(const struct tls_settings *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -314,7 +296,7 @@ static int parse_min_version(const char *s, int *version_r, char **error_r)
 	{
 		char *esc = str_escape(s, 32);
 
-		set_error(error_r, "tls min-version \"%s\" is not allowed (use 1.2 or 1.3)", esc);
+		*error_r = xasprintf("tls min-version \"%s\" is not allowed (use 1.2 or 1.3)", esc);
 		free(esc);
 	}
 	return -1;
@@ -328,7 +310,7 @@ static int configure_common(SSL_CTX *c, int min_version, const char *ciphers, ch
 	int ok;
 
 	if (SSL_CTX_set_min_proto_version(c, min_version) != 1) {
-		set_error(error_r, "cannot set the minimum TLS version: %s",
+		*error_r = xasprintf("cannot set the minimum TLS version: %s",
 			  ossl_reason(reason, sizeof(reason)));
 		return -1;
 	}
@@ -345,7 +327,7 @@ static int configure_common(SSL_CTX *c, int min_version, const char *ciphers, ch
 	/* Idle IMAP connections are many: give their buffers back. */
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_set1_groups_list(c, TLS_GROUPS) != 1) {
-		set_error(error_r, "cannot set the key exchange groups %s: %s", TLS_GROUPS,
+		*error_r = xasprintf("cannot set the key exchange groups %s: %s", TLS_GROUPS,
 			  ossl_reason(reason, sizeof(reason)));
 		return -1;
 	}
@@ -356,7 +338,7 @@ static int configure_common(SSL_CTX *c, int min_version, const char *ciphers, ch
 		char *esc = str_escape(ciphers, 512);
 
 		ERR_clear_error();
-		set_error(error_r, "tls ciphers \"%s\": no usable cipher (weak ciphers are always removed)",
+		*error_r = xasprintf("tls ciphers \"%s\": no usable cipher (weak ciphers are always removed)",
 			  esc);
 		free(esc);
 		return -1;
@@ -398,7 +380,7 @@ static int load_pair(const char *cert_path, const char *key_path, struct tls_cer
 	if (cert_read_key(key_path, &c->key, error_r) < 0)
 		goto fail;
 	if (!cert_key_matches(c->cert, c->key)) {
-		set_error(error_r, "%s: key does not match certificate %s", key_path, cert_path);
+		*error_r = xasprintf("%s: key does not match certificate %s", key_path, cert_path);
 		goto fail;
 	}
 	c->name_count = cert_dns_names(c->cert, &c->names);
@@ -420,7 +402,7 @@ static int probe_cert(SSL_CTX *ssl_ctx, const struct tls_cert *c, char **error_r
 		panic("SSL_new failed: out of memory");
 	SSL_certs_clear(ssl);
 	if (SSL_use_cert_and_key(ssl, c->cert, c->key, c->chain, 1) != 1) {
-		set_error(error_r, "%s: certificate not usable: %s", c->path,
+		*error_r = xasprintf("%s: certificate not usable: %s", c->path,
 			  ossl_reason(reason, sizeof(reason)));
 		ret = -1;
 	}
@@ -535,14 +517,14 @@ int tls_ctx_new(const struct tls_settings *s, struct tls_ctx **ctx_r, char **err
 	if (parse_min_version(s->min_version, &min_version, error_r) < 0)
 		return -1;
 	if (s->certificate == NULL || s->key == NULL) {
-		set_error(error_r, "no TLS certificate or key configured");
+		*error_r = xasprintf("no TLS certificate or key configured");
 		return -1;
 	}
 	ctx = xcalloc(1, sizeof(*ctx));
 	atomic_init(&ctx->refcount, 1);
 	ctx->ssl_ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx->ssl_ctx == NULL) {
-		set_error(error_r, "cannot create a TLS context: %s", ossl_reason(reason, sizeof(reason)));
+		*error_r = xasprintf("cannot create a TLS context: %s", ossl_reason(reason, sizeof(reason)));
 		goto fail;
 	}
 	if (configure_common(ctx->ssl_ctx, min_version,
@@ -570,7 +552,7 @@ int tls_ctx_new(const struct tls_settings *s, struct tls_ctx **ctx_r, char **err
 		goto fail;
 	ctx->cert_count = 1;
 	if (SSL_CTX_use_cert_and_key(ctx->ssl_ctx, def->cert, def->key, def->chain, 1) != 1) {
-		set_error(error_r, "%s: certificate not usable: %s", s->certificate,
+		*error_r = xasprintf("%s: certificate not usable: %s", s->certificate,
 			  ossl_reason(reason, sizeof(reason)));
 		goto fail;
 	}
@@ -666,7 +648,7 @@ int tls_client_ctx_new(bool verify, const char *ca_file, SSL_CTX **ctx_r, char *
 	char reason[256];
 
 	if (c == NULL) {
-		set_error(error_r, "cannot create a TLS context: %s", ossl_reason(reason, sizeof(reason)));
+		*error_r = xasprintf("cannot create a TLS context: %s", ossl_reason(reason, sizeof(reason)));
 		return -1;
 	}
 	/* A broader list than the server's: for opportunistic TLS the
@@ -679,7 +661,7 @@ int tls_client_ctx_new(bool verify, const char *ca_file, SSL_CTX **ctx_r, char *
 					 : SSL_CTX_set_default_verify_paths(c);
 
 		if (ok != 1) {
-			set_error(error_r, "%s: cannot load CA certificates: %s",
+			*error_r = xasprintf("%s: cannot load CA certificates: %s",
 				  ca_file != NULL ? ca_file : "system CA store",
 				  ossl_reason(reason, sizeof(reason)));
 			goto fail;
@@ -705,7 +687,7 @@ int tls_client_new_ssl(SSL_CTX *ctx, const char *server_name, SSL **ssl_r, char 
 	SSL *ssl;
 
 	if (server_name == NULL || server_name[0] == '\0' || strlen(server_name) > TLS_MAX_SNI) {
-		set_error(error_r, "invalid TLS server name");
+		*error_r = xasprintf("invalid TLS server name");
 		return -1;
 	}
 	is_ip = inet_pton(AF_INET, server_name, addr) == 1 || inet_pton(AF_INET6, server_name, addr) == 1;
@@ -728,7 +710,7 @@ int tls_client_new_ssl(SSL_CTX *ctx, const char *server_name, SSL **ssl_r, char 
 fail: {
 	char *esc = str_escape(server_name, 80);
 
-	set_error(error_r, "invalid TLS server name \"%s\"", esc);
+	*error_r = xasprintf("invalid TLS server name \"%s\"", esc);
 	free(esc);
 	SSL_free(ssl);
 	ERR_clear_error();
