@@ -12,6 +12,9 @@ libkrb5-dev libldap-dev libcmocka-dev
 clang libclang-rt-14-dev
 python3 python3-pytest
 curl swaks fetchmail isync dnsmasq-base procps
+zlib1g-dev
+libnet-ssleay-perl libio-socket-ssl-perl
+krb5-kdc krb5-admin-server krb5-user libsasl2-2 libsasl2-modules
 "
 
 missing=""

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin_queue.h"
 #include "core/control.h"
 #include "core/log.h"
 
@@ -55,6 +56,43 @@ static const struct {
 	{ "status", admin_do_status },
 	{ "reload", admin_do_reload },
 	{ "stop", admin_do_stop },
+	{ "queue-list", admin_do_queue_list },
+	{ "queue-delete", admin_do_queue_delete },
+	{ "queue-run", admin_do_queue_run },
+	{ "queue-inject", admin_do_queue_inject },
+	/* directory (admin_directory.c; the commands are in directory_cmd.c) */
+	{ "domain-list", admin_do_directory },
+	{ "domain-show", admin_do_directory },
+	{ "domain-add", admin_do_directory },
+	{ "domain-remove", admin_do_directory },
+	{ "domain-set", admin_do_directory },
+	{ "domain-alias-add", admin_do_directory },
+	{ "domain-alias-remove", admin_do_directory },
+	{ "user-list", admin_do_directory },
+	{ "user-show", admin_do_directory },
+	{ "user-add", admin_do_directory },
+	{ "user-remove", admin_do_directory },
+	{ "user-passwd", admin_do_directory },
+	{ "user-set", admin_do_directory },
+	{ "user-alias-add", admin_do_directory },
+	{ "user-alias-remove", admin_do_directory },
+	{ "user-forward", admin_do_directory },
+	{ "user-autoreply", admin_do_directory },
+	{ "alias-list", admin_do_directory },
+	{ "alias-add", admin_do_directory },
+	{ "alias-remove", admin_do_directory },
+	{ "group-list", admin_do_directory },
+	{ "group-show", admin_do_directory },
+	{ "group-add", admin_do_directory },
+	{ "group-remove", admin_do_directory },
+	{ "list-list", admin_do_directory },
+	{ "list-show", admin_do_directory },
+	{ "list-add", admin_do_directory },
+	{ "list-remove", admin_do_directory },
+	{ "resolve", admin_do_directory },
+	/* mailbox store (admin_mailbox.c) */
+	{ "mailbox-stats", admin_do_mailbox_stats },
+	{ "mailbox-reindex", admin_do_mailbox_reindex },
 };
 
 json_t *admin_dispatch(json_t *request, const struct admin_engine *engine)

@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+struct store;
+
 struct admin_engine {
 	void *context;
 	/* Fills status details into obj (services, uptime, connections...). */
@@ -24,9 +26,22 @@ struct admin_engine {
 	int (*reload)(void *context, char **error_r, char **warnings_r);
 	/* Starts a graceful stop; returns at once. */
 	void (*stop)(void *context);
+	/* Where the engine keeps its message store (the mailbox-* commands);
+	 * *store is NULL until the store is open.  A pointer to the engine's
+	 * pointer, because this struct is copied before the store exists. */
+	struct store *const *store;
 };
 
 /* Handles one request and returns a new reply object (never NULL). */
 json_t *admin_dispatch(json_t *request, const struct admin_engine *engine);
+
+/* The directory commands (admin_directory.c): domain-*, user-*, alias-*,
+ * group-*, list-* and resolve.  A change is written to users.cfg and
+ * swapped in (directory_set_current) before the reply. */
+json_t *admin_do_directory(json_t *request, const struct admin_engine *engine);
+
+/* The mailbox commands (admin_mailbox.c): mailbox-stats, mailbox-reindex. */
+json_t *admin_do_mailbox_stats(json_t *request, const struct admin_engine *engine);
+json_t *admin_do_mailbox_reindex(json_t *request, const struct admin_engine *engine);
 
 #endif

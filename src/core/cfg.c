@@ -129,6 +129,36 @@ static bool valid_tls_version(const char *s)
 	return strcmp(s, "1.2") == 0 || strcmp(s, "1.3") == 0;
 }
 
+/* smtp/authenticated-exempt: "none", or words among the limits that can be
+ * lifted for authenticated clients (src/smtp/smtp_limits.c reads them). */
+static bool valid_smtp_exempt(const char *s)
+{
+	static const char *const words[] = { "message-rate", "recipients", "unknown-recipients",
+					     "failed-commands" };
+	char *copy = xstrdup(s), *save = NULL;
+	bool ok = true, none = false, any = false;
+
+	for (char *w = strtok_r(copy, " \t,", &save); w != NULL && ok; w = strtok_r(NULL, " \t,", &save)) {
+		bool known = false;
+
+		if (strcmp(w, "none") == 0) {
+			none = true;
+			continue;
+		}
+		any = true;
+		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			known |= strcmp(w, words[i]) == 0;
+		ok = known;
+	}
+	free(copy);
+	return ok && !(none && any);
+}
+
+static bool valid_bare_line_ends(const char *s)
+{
+	return strcmp(s, "normalize") == 0 || strcmp(s, "reject") == 0;
+}
+
 /* Extra checks of STR settings, and how the reference describes them. */
 static const struct {
 	const char *path;
@@ -137,6 +167,9 @@ static const struct {
 } str_checks[] = {
 	{ "server/hostname", cfg_valid_hostname, "a host name" },
 	{ "tls/min-version", valid_tls_version, "1.2 or 1.3" },
+	{ "smtp/authenticated-exempt", valid_smtp_exempt,
+	  "none, or words among message-rate recipients unknown-recipients failed-commands" },
+	{ "smtp/bare-line-ends", valid_bare_line_ends, "normalize or reject" },
 };
 
 static const char *str_check_what(const struct setting_def *d, bool (**valid_r)(const char *))
@@ -682,6 +715,174 @@ static void service_clear(struct service_config *sc)
 	sc->listen_count = 0;
 }
 
+/* ---- relay networks ----------------------------------------------------- */
+
+int cfg_network_parse(const char *text, struct cfg_network *net_r, const char **reason_r)
+{
+	char addr[INET6_ADDRSTRLEN + 1], canon[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t alen = slash != NULL ? (size_t)(slash - text) : strlen(text);
+	unsigned max;
+	int64_t prefix;
+
+	memset(net_r, 0, sizeof(*net_r));
+	if (alen == 0 || alen >= sizeof(addr)) {
+		*reason_r = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	memcpy(addr, text, alen);
+	addr[alen] = '\0';
+	if (inet_pton(AF_INET, addr, net_r->addr) == 1) {
+		net_r->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, net_r->addr) == 1) {
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+		net_r->family = AF_INET6;
+		max = 128;
+		if (memcmp(net_r->addr, mapped, 12) == 0) {
+			*reason_r = "write IPv4-mapped addresses as IPv4 (10.0.0.0/8)";
+			return -1;
+		}
+	} else {
+		*reason_r = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	if (slash == NULL) {
+		prefix = max;
+	} else if (str_to_i64(slash + 1, 0, max, &prefix) < 0) {
+		*reason_r = max == 32 ? "prefix length must be 0..32" : "prefix length must be 0..128";
+		return -1;
+	}
+	net_r->prefix = (unsigned)prefix;
+	for (unsigned bit = net_r->prefix; bit < max; bit++) {
+		if (net_r->addr[bit / 8] & (0x80u >> (bit % 8))) {
+			*reason_r = "host bits are set after the prefix length (write the network address)";
+			return -1;
+		}
+	}
+	if (inet_ntop(net_r->family, net_r->addr, canon, sizeof(canon)) == NULL)
+		panic("cfg_network_parse: inet_ntop failed");
+	net_r->text = xasprintf("%s/%u", canon, net_r->prefix);
+	return 0;
+}
+
+bool cfg_networks_contain(const struct cfg_network *nets, size_t n, const char *ip)
+{
+	unsigned char bin[16];
+	int family;
+
+	if (inet_pton(AF_INET, ip, bin) == 1) {
+		family = AF_INET;
+	} else if (inet_pton(AF_INET6, ip, bin) == 1) {
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+		family = AF_INET6;
+		if (memcmp(bin, mapped, 12) == 0) {
+			memmove(bin, bin + 12, 4);
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct cfg_network *net = &nets[i];
+		unsigned full = net->prefix / 8, rest = net->prefix % 8;
+
+		if (net->family != family || memcmp(net->addr, bin, full) != 0)
+			continue;
+		if (rest != 0 && ((net->addr[full] ^ bin[full]) & (0xffu << (8 - rest)) & 0xffu) != 0)
+			continue;
+		return true;
+	}
+	return false;
+}
+
+static void relay_networks_clear(struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->relay_network_count; i++)
+		free(cfg->relay_networks[i].text);
+	free(cfg->relay_networks);
+	cfg->relay_networks = NULL;
+	cfg->relay_network_count = 0;
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+static const char *const route_tls_names[] = {
+	[CFG_ROUTE_TLS_MAY] = "may", [CFG_ROUTE_TLS_NONE] = "none",
+	[CFG_ROUTE_TLS_ENCRYPT] = "encrypt", [CFG_ROUTE_TLS_VERIFY] = "verify",
+};
+
+const char *cfg_route_tls_str(enum cfg_route_tls tls)
+{
+	if ((unsigned)tls >= sizeof(route_tls_names) / sizeof(route_tls_names[0]))
+		return "may";
+	return route_tls_names[tls];
+}
+
+int cfg_route_tls_parse(const char *s, enum cfg_route_tls *tls_r)
+{
+	for (size_t i = 0; i < sizeof(route_tls_names) / sizeof(route_tls_names[0]); i++) {
+		if (strcmp(s, route_tls_names[i]) == 0) {
+			*tls_r = (enum cfg_route_tls)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void routes_clear(struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->route_count; i++) {
+		struct route_config *r = &cfg->routes[i];
+
+		free(r->domain);
+		free(r->host);
+		free(r->auth_user);
+		free(r->auth_password);
+	}
+	free(cfg->routes);
+	cfg->routes = NULL;
+	cfg->route_count = 0;
+}
+
+const struct route_config *cfg_route_find(const struct cfg *cfg, const char *domain)
+{
+	const struct route_config *star = NULL;
+
+	for (size_t i = 0; i < cfg->route_count; i++) {
+		if (strcasecmp(cfg->routes[i].domain, domain) == 0)
+			return &cfg->routes[i];
+		if (strcmp(cfg->routes[i].domain, "*") == 0)
+			star = &cfg->routes[i];
+	}
+	return star;
+}
+
+static bool opt_str_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool routes_equal(const struct cfg *a, const struct cfg *b)
+{
+	if (a->route_count != b->route_count)
+		return false;
+	for (size_t i = 0; i < a->route_count; i++) {
+		const struct route_config *x = &a->routes[i], *y = &b->routes[i];
+
+		if (strcmp(x->domain, y->domain) != 0 || !opt_str_equal(x->host, y->host) ||
+		    x->port != y->port || x->tls != y->tls ||
+		    !opt_str_equal(x->auth_user, y->auth_user) ||
+		    !opt_str_equal(x->auth_password, y->auth_password))
+			return false;
+	}
+	return true;
+}
+
 /* ---- snapshot lifecycle ------------------------------------------------- */
 
 static char *absolute_path(const char *path)
@@ -756,6 +957,8 @@ static void cfg_free(struct cfg *cfg)
 	}
 	for (int i = 0; i < SERVICE_COUNT; i++)
 		service_clear(&cfg->services[i]);
+	relay_networks_clear(cfg);
+	routes_clear(cfg);
 	free(cfg->config_dir);
 	free(cfg->path);
 	free(cfg);
@@ -850,6 +1053,14 @@ bool cfg_equal(const struct cfg *a, const struct cfg *b)
 		    a->logs.files[i].keep != b->logs.files[i].keep)
 			return false;
 	}
+	if (a->relay_network_count != b->relay_network_count)
+		return false;
+	for (size_t i = 0; i < a->relay_network_count; i++) {
+		if (strcmp(a->relay_networks[i].text, b->relay_networks[i].text) != 0)
+			return false;
+	}
+	if (!routes_equal(a, b))
+		return false;
 	return a->logs.debug == b->logs.debug && a->logs.foreground == b->logs.foreground;
 }
 
@@ -887,6 +1098,7 @@ struct parse {
 	int64_t log_val[LOG_FILE_COUNT][LOG_OVERRIDES];
 	/* per service and listener: the <listen> line, for messages */
 	long *listen_lines[SERVICE_COUNT];
+	long relay_networks_line;
 };
 
 static int parse_fail(struct parse *p, long line, const char *fmt, ...) PETREL_PRINTF(3, 4);
@@ -1292,6 +1504,177 @@ out:
 	return ret;
 }
 
+/* <smtp><relay-networks><network>10.0.0.0/8</network>...</relay-networks> */
+static int parse_relay_networks(struct parse *p, const xmlNode *node)
+{
+	long line = cfg_xml_line(node);
+	size_t n = 0, i = 0;
+	struct cfg_network *nets;
+
+	cfg_xml_check_attrs(p->path, node, NULL, p->warn, p->warn_context);
+	if (p->relay_networks_line != 0)
+		return parse_fail(p, line, "<relay-networks> given twice (first at line %ld)",
+				  p->relay_networks_line);
+	p->relay_networks_line = line > 0 ? line : -1;
+	for (const xmlNode *c = node->children; c != NULL; c = c->next) {
+		warn_stray_text(p->path, c, p->warn, p->warn_context);
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (strcmp((const char *)c->name, "network") != 0) {
+			cfg_xml_warn_unknown(p->path, c, p->warn, p->warn_context);
+			continue;
+		}
+		n++;
+	}
+	if (n > CFG_MAX_NETWORKS)
+		return parse_fail(p, line, "<relay-networks>: more than %d networks", CFG_MAX_NETWORKS);
+	nets = n > 0 ? xcalloc(n, sizeof(*nets)) : NULL;
+	for (const xmlNode *c = node->children; c != NULL; c = c->next) {
+		const char *reason;
+		char *text;
+
+		if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "network") != 0)
+			continue;
+		cfg_xml_check_attrs(p->path, c, NULL, p->warn, p->warn_context);
+		text = cfg_xml_text(p->path, c, p->warn, p->warn_context);
+		if (cfg_network_parse(text, &nets[i], &reason) < 0) {
+			char *esc = str_escape(text, CFG_ESC_MAX);
+
+			parse_fail(p, cfg_xml_line(c), "smtp/relay-networks: '%s': %s", esc, reason);
+			free(esc);
+			free(text);
+			for (size_t j = 0; j < i; j++)
+				free(nets[j].text);
+			free(nets);
+			return -1;
+		}
+		free(text);
+		i++;
+	}
+	p->cfg->relay_networks = nets;
+	p->cfg->relay_network_count = n;
+	return 0;
+}
+
+/* "[192.0.2.1]" / "[IPv6:2001:db8::1]" / "[2001:db8::1]", or a host name. */
+static bool valid_route_host(const char *h)
+{
+	size_t len = strlen(h);
+
+	if (len > 2 && h[0] == '[' && h[len - 1] == ']') {
+		char tmp[INET6_ADDRSTRLEN + 8];
+		const char *a = h + 1;
+		size_t alen = len - 2;
+		unsigned char bin[16];
+
+		if (alen > 5 && strncasecmp(a, "IPv6:", 5) == 0) {
+			a += 5;
+			alen -= 5;
+		}
+		if (alen >= sizeof(tmp))
+			return false;
+		memcpy(tmp, a, alen);
+		tmp[alen] = '\0';
+		return inet_pton(AF_INET, tmp, bin) == 1 || inet_pton(AF_INET6, tmp, bin) == 1;
+	}
+	return cfg_valid_hostname(h);
+}
+
+/* <route domain="example.net" host="relay.example.com" port="587" tls="verify"
+ *        auth-user="u" auth-password="p"/> */
+static int parse_route(struct parse *p, const xmlNode *node)
+{
+	static const char *const attrs[] = { "domain", "host", "port", "tls", "auth-user",
+					     "auth-password", NULL };
+	long line = cfg_xml_line(node);
+	struct route_config r = { 0 };
+	char *port = attr_get(node, "port"), *tls = attr_get(node, "tls");
+	int64_t v;
+	int ret = -1;
+
+	cfg_xml_check_attrs(p->path, node, attrs, p->warn, p->warn_context);
+	r.domain = attr_get(node, "domain");
+	r.host = attr_get(node, "host");
+	r.auth_user = attr_get(node, "auth-user");
+	r.auth_password = attr_get(node, "auth-password");
+	if (r.domain == NULL) {
+		parse_fail(p, line, "<route> without a domain attribute");
+		goto out;
+	}
+	for (char *c = r.domain; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (strcmp(r.domain, "*") != 0 && !cfg_valid_hostname(r.domain)) {
+		char *esc = str_escape(r.domain, CFG_ESC_MAX);
+
+		parse_fail(p, line, "route: domain '%s' is not * or a domain name", esc);
+		free(esc);
+		goto out;
+	}
+	if (r.host != NULL && !valid_route_host(r.host)) {
+		char *esc = str_escape(r.host, CFG_ESC_MAX);
+
+		parse_fail(p, line, "route %s: host '%s' is not a host name or [address]", r.domain, esc);
+		free(esc);
+		goto out;
+	}
+	if (port != NULL) {
+		if (str_to_i64(port, 1, 65535, &v) < 0) {
+			char *esc = str_escape(port, CFG_ESC_MAX);
+
+			parse_fail(p, line, "route %s: port %s out of range 1..65535", r.domain, esc);
+			free(esc);
+			goto out;
+		}
+		r.port = (uint16_t)v;
+	}
+	if (tls != NULL && cfg_route_tls_parse(tls, &r.tls) < 0) {
+		char *esc = str_escape(tls, CFG_ESC_MAX);
+
+		parse_fail(p, line, "route %s: tls '%s' is not may, none, encrypt or verify",
+			   r.domain, esc);
+		free(esc);
+		goto out;
+	}
+	if ((r.auth_user == NULL) != (r.auth_password == NULL)) {
+		parse_fail(p, line, "route %s: auth-user and auth-password go together", r.domain);
+		goto out;
+	}
+	if ((r.auth_user != NULL && (r.auth_user[0] == '\0' || has_control_chars(r.auth_user) ||
+				     strlen(r.auth_user) > CFG_MAX_VALUE)) ||
+	    (r.auth_password != NULL && (has_control_chars(r.auth_password) ||
+					 strlen(r.auth_password) > CFG_MAX_VALUE))) {
+		parse_fail(p, line, "route %s: invalid auth-user or auth-password", r.domain);
+		goto out;
+	}
+	if (r.auth_user != NULL && r.host == NULL) {
+		parse_fail(p, line, "route %s: auth-user needs a host (a smart host)", r.domain);
+		goto out;
+	}
+	for (size_t i = 0; i < p->cfg->route_count; i++) {
+		if (strcmp(p->cfg->routes[i].domain, r.domain) == 0) {
+			parse_fail(p, line, "route for %s given twice", r.domain);
+			goto out;
+		}
+	}
+	if (p->cfg->route_count >= CFG_MAX_ROUTES) {
+		parse_fail(p, line, "more than %d routes", CFG_MAX_ROUTES);
+		goto out;
+	}
+	p->cfg->routes = xreallocarray(p->cfg->routes, p->cfg->route_count + 1,
+				       sizeof(*p->cfg->routes));
+	p->cfg->routes[p->cfg->route_count++] = r;
+	memset(&r, 0, sizeof(r));
+	ret = 0;
+out:
+	free(r.domain);
+	free(r.host);
+	free(r.auth_user);
+	free(r.auth_password);
+	free(port);
+	free(tls);
+	return ret;
+}
+
 static int parse_section(struct parse *p, const xmlNode *section, const char *name)
 {
 	char path[128];
@@ -1313,8 +1696,23 @@ static int parse_section(struct parse *p, const xmlNode *section, const char *na
 				return -1;
 			continue;
 		}
+		if (strcmp(name, "routes") == 0) {
+			if (strcmp((const char *)c->name, "route") != 0) {
+				cfg_xml_warn_unknown(p->path, c, p->warn, p->warn_context);
+				continue;
+			}
+			if (parse_route(p, c) < 0)
+				return -1;
+			continue;
+		}
 		if (strcmp(name, "logs") == 0 && strcmp((const char *)c->name, "log") == 0) {
 			if (parse_log(p, c) < 0)
+				return -1;
+			continue;
+		}
+		if (strcmp(name, "smtp") == 0 &&
+		    strcmp((const char *)c->name, "relay-networks") == 0) {
+			if (parse_relay_networks(p, c) < 0)
 				return -1;
 			continue;
 		}
@@ -1335,6 +1733,7 @@ static int parse_section(struct parse *p, const xmlNode *section, const char *na
  * <services>.  Returns the number, or -1 for an unknown section. */
 #define MAX_SECTIONS 16
 #define SECTION_SERVICES (MAX_SECTIONS - 1)
+#define SECTION_ROUTES (MAX_SECTIONS - 2)
 static int section_index(const char *name)
 {
 	size_t len = strlen(name);
@@ -1342,6 +1741,8 @@ static int section_index(const char *name)
 
 	if (strcmp(name, "services") == 0)
 		return SECTION_SERVICES;
+	if (strcmp(name, "routes") == 0)
+		return SECTION_ROUTES;
 	for (size_t i = 0; i < cfg_settings_count; i++) {
 		const char *path = cfg_settings[i].path;
 		size_t plen = strcspn(path, "/");
@@ -1350,8 +1751,8 @@ static int section_index(const char *name)
 			continue;  /* same section as the row before */
 		if (plen == len && strncmp(path, name, len) == 0)
 			return idx;
-		if (++idx >= SECTION_SERVICES)
-			panic("cfg: more than %d sections in settings.def", SECTION_SERVICES - 1);
+		if (++idx >= SECTION_ROUTES)
+			panic("cfg: more than %d sections in settings.def", SECTION_ROUTES - 1);
 	}
 	return -1;
 }

@@ -86,6 +86,45 @@ struct service_config {
 	size_t listen_count;          /* >= 1 */
 };
 
+/* One network of <smtp><relay-networks>: clients inside may relay
+ * (docs/smtp.md).  Parsed from "10.0.0.0/8", "2001:db8::/32" or a bare
+ * address (a /32 or /128); host bits must be zero. */
+struct cfg_network {
+	int family;                   /* AF_INET or AF_INET6 */
+	unsigned char addr[16];       /* network address (4 bytes used for IPv4) */
+	unsigned prefix;              /* 0..32 or 0..128 */
+	char *text;                   /* canonical text, "10.0.0.0/8" */
+};
+
+/* Most <network> entries in <relay-networks>. */
+#define CFG_MAX_NETWORKS 10000
+
+/* <routes>: per-destination delivery policy for the outbound SMTP client
+ * (docs/queue.md).  A route without host only sets the TLS policy for
+ * MX delivery to that domain; with host it is a static route or a smart
+ * host (domain "*": every domain without a route of its own). */
+enum cfg_route_tls {
+	CFG_ROUTE_TLS_MAY,        /* STARTTLS when offered, plaintext otherwise (default) */
+	CFG_ROUTE_TLS_NONE,       /* never STARTTLS */
+	CFG_ROUTE_TLS_ENCRYPT,    /* TLS required, any certificate */
+	CFG_ROUTE_TLS_VERIFY,     /* TLS required with a certificate valid for the host name */
+};
+/* Most <route> elements. */
+#define CFG_MAX_ROUTES 10000
+
+struct route_config {
+	char *domain;             /* lower case, or "*" */
+	char *host;               /* host name or "[address]"; NULL: the domain's MX */
+	uint16_t port;            /* 0: queue/smtp-port */
+	enum cfg_route_tls tls;
+	char *auth_user;          /* NULL: no AUTH */
+	char *auth_password;
+};
+
+/* "may", "none", "encrypt", "verify"; parse returns 0 or -1. */
+const char *cfg_route_tls_str(enum cfg_route_tls tls);
+int cfg_route_tls_parse(const char *s, enum cfg_route_tls *tls_r);
+
 struct cfg {
 	int refcount;                 /* atomic; see cfg_ref */
 	char *config_dir;             /* absolute */
@@ -93,7 +132,24 @@ struct cfg {
 	struct settings s;
 	struct service_config services[SERVICE_COUNT];
 	struct log_config logs;       /* per-log rotation with overrides applied */
+	struct cfg_network *relay_networks;   /* <smtp><relay-networks>; owned array */
+	size_t relay_network_count;
+	struct route_config *routes;  /* <routes>, in file order */
+	size_t route_count;
 };
+
+/* The route for a destination domain: its own (case-insensitive), else
+ * the "*" route, else NULL (plain MX delivery).  Borrowed from cfg. */
+const struct route_config *cfg_route_find(const struct cfg *cfg, const char *domain);
+
+/* Parses one network ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7").
+ * Returns 0 and fills *net_r (text newly allocated; free it), or -1 with
+ * *reason_r (static) for a malformed one or one with host bits set. */
+int cfg_network_parse(const char *text, struct cfg_network *net_r, const char **reason_r)
+	PETREL_MUST_CHECK;
+/* True when ip (text form as net.h writes peer_ip; an IPv4-mapped IPv6
+ * address counts as IPv4) lies in one of nets[0..n). */
+bool cfg_networks_contain(const struct cfg_network *nets, size_t n, const char *ip);
 
 /* Called for each warning (unknown element, deprecated value): "FILE:LINE: text". */
 typedef void cfg_warning_fn(const char *warning, void *context);

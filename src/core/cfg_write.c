@@ -151,6 +151,24 @@ static int format_logs_overrides(const struct cfg *cfg, struct buf *b)
 	return ret == 0 ? 0 : -1;
 }
 
+static int format_relay_networks(const struct cfg *cfg, struct buf *b)
+{
+	int ret = 0;
+
+	ret |= cfg_xml_comment_append(b,
+		"Clients in these networks may relay mail to other domains without SMTP AUTH "
+		"(addresses or CIDR ranges, e.g. <network>192.0.2.0/24</network>). Loopback is "
+		"not trusted unless listed here.", 4, COMMENT_WIDTH);
+	ret |= buf_append_str(b, "    <relay-networks>\n");
+	for (size_t i = 0; i < cfg->relay_network_count && ret == 0; i++) {
+		ret |= buf_append_str(b, "      <network>");
+		ret |= cfg_xml_escape_append(b, cfg->relay_networks[i].text);
+		ret |= buf_append_str(b, "</network>\n");
+	}
+	ret |= buf_append_str(b, "    </relay-networks>\n");
+	return ret == 0 ? 0 : -1;
+}
+
 static int format_services(const struct cfg *cfg, struct buf *b)
 {
 	int ret = 0;
@@ -178,6 +196,43 @@ static int format_services(const struct cfg *cfg, struct buf *b)
 		ret |= buf_append_str(b, "    </service>\n");
 	}
 	ret |= buf_append_str(b, "  </services>\n");
+	return ret == 0 ? 0 : -1;
+}
+
+static int format_routes(const struct cfg *cfg, struct buf *b)
+{
+	int ret = 0;
+
+	ret |= buf_append_str(b, "\n  <routes>\n");
+	ret |= cfg_xml_comment_append(b,
+		"Delivery routes (docs/queue.md): <route domain=\"example.net\" host=\"relay.example.com\" "
+		"port=\"587\" tls=\"verify\" auth-user=\"u\" auth-password=\"p\"/>. domain \"*\" is the "
+		"smart host for every other domain; without host only the TLS policy (may, none, "
+		"encrypt, verify) applies to MX delivery.", 4, COMMENT_WIDTH);
+	for (size_t i = 0; i < cfg->route_count && ret == 0; i++) {
+		const struct route_config *r = &cfg->routes[i];
+
+		ret |= buf_append_str(b, "    <route domain=\"");
+		ret |= cfg_xml_escape_append(b, r->domain);
+		ret |= buf_append_str(b, "\"");
+		if (r->host != NULL) {
+			ret |= buf_append_str(b, " host=\"");
+			ret |= cfg_xml_escape_append(b, r->host);
+			ret |= buf_append_str(b, "\"");
+		}
+		if (r->port != 0)
+			ret |= buf_printf(b, " port=\"%u\"", (unsigned)r->port);
+		ret |= buf_printf(b, " tls=\"%s\"", cfg_route_tls_str(r->tls));
+		if (r->auth_user != NULL) {
+			ret |= buf_append_str(b, " auth-user=\"");
+			ret |= cfg_xml_escape_append(b, r->auth_user);
+			ret |= buf_append_str(b, "\" auth-password=\"");
+			ret |= cfg_xml_escape_append(b, r->auth_password);
+			ret |= buf_append_str(b, "\"");
+		}
+		ret |= buf_append_str(b, "/>\n");
+	}
+	ret |= buf_append_str(b, "  </routes>\n");
 	return ret == 0 ? 0 : -1;
 }
 
@@ -223,11 +278,14 @@ char *cfg_format(const struct cfg *cfg)
 		if (last) {
 			if (strncmp(d->path, "logs/", 5) == 0)
 				ret |= format_logs_overrides(cfg, &b);
+			if (strncmp(d->path, "smtp/", 5) == 0)
+				ret |= format_relay_networks(cfg, &b);
 			ret |= buf_printf(&b, "  </%.*s>\n", (int)section_len(d->path), d->path);
 		}
 	}
 	ret |= buf_append_str(&b, "\n");
 	ret |= format_services(cfg, &b);
+	ret |= format_routes(cfg, &b);
 	ret |= buf_append_str(&b, "</petrel>\n");
 	if (ret != 0)
 		panic("cfg_format: file larger than %d bytes", CFG_FORMAT_MAX);
@@ -407,6 +465,14 @@ void cfg_dump_reference(int fd)
 						  ? " or" : ",", log_names[l]);
 			ret |= buf_append_str(&b, ". `logs/debug` has no per-log override.\n");
 		}
+		if (strncmp(d->path, "smtp/", 5) == 0 &&
+		    (i + 1 == cfg_settings_count || strncmp(cfg_settings[i + 1].path, "smtp/", 5) != 0))
+			ret |= buf_append_str(&b, "\nInside `<smtp>`, `<relay-networks>` lists the client "
+					      "networks that may relay to other domains without SMTP AUTH, "
+					      "one `<network>` each: an IPv4 or IPv6 address or CIDR range "
+					      "(`<network>192.0.2.0/24</network>`), host bits zero, at most "
+					      "10000. Empty by default: loopback is not a relay network "
+					      "unless listed (docs/smtp.md).\n");
 	}
 	ret |= buf_append_str(&b, "\n### `<services>`\n\n"
 			      "| Service | Default port | TLS |\n| --- | --- | --- |\n");
@@ -416,6 +482,15 @@ void cfg_dump_reference(int fd)
 		ret |= buf_printf(&b, "| `%s` | %u | %s |\n", si->name, (unsigned)si->default_port,
 				  tls_mode_name(si->tls));
 	}
+	ret |= buf_append_str(&b, "\n### `<routes>`\n\n"
+			      "Delivery routes for the outbound SMTP client, one `<route>` each "
+			      "(see docs/queue.md):\n\n"
+			      "| Attribute | Meaning |\n| --- | --- |\n"
+			      "| `domain` | destination domain, or `*` for every domain without a route of its own |\n"
+			      "| `host` | next hop: a host name or `[address]`; absent: the domain's MX |\n"
+			      "| `port` | 1..65535; absent: `queue/smtp-port` |\n"
+			      "| `tls` | `may` (default: STARTTLS when offered), `none`, `encrypt` (required), `verify` (required, valid certificate) |\n"
+			      "| `auth-user`, `auth-password` | SMTP AUTH to the host (both, and a `host`) |\n");
 	if (ret != 0)
 		panic("cfg_dump_reference: reference larger than %d bytes", CFG_FORMAT_MAX);
 	if (fileio_write_all(fd, b.data, b.len) < 0) {

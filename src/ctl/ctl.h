@@ -26,6 +26,17 @@ struct ctl {
 int ctl_log_main(struct ctl *ctl, int argc, char **argv);
 int ctl_cert_main(struct ctl *ctl, int argc, char **argv);
 int ctl_setup_main(struct ctl *ctl, int argc, char **argv);
+int ctl_queue_main(struct ctl *ctl, int argc, char **argv);
+/* The directory (ctl_directory.c): through a running engine, or on
+ * users.cfg directly when none runs. */
+int ctl_domain_main(struct ctl *ctl, int argc, char **argv);
+int ctl_user_main(struct ctl *ctl, int argc, char **argv);
+int ctl_alias_main(struct ctl *ctl, int argc, char **argv);
+int ctl_group_main(struct ctl *ctl, int argc, char **argv);
+int ctl_list_main(struct ctl *ctl, int argc, char **argv);
+int ctl_resolve_main(struct ctl *ctl, int argc, char **argv);
+/* mailbox stats|reindex (ctl_mailbox.c): through a running engine. */
+int ctl_mailbox_main(struct ctl *ctl, int argc, char **argv);
 
 /* Sends one request to the running engine over the control socket and
  * waits for the answer.  Returns 0 with *response_r (caller json_decref's)

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/buf.h"
 #include "core/cfg.h"
 #include "core/str.h"
@@ -34,11 +35,37 @@ static void usage(FILE *out)
 	      "  status [--json]            services, ports, uptime, queue size\n"
 	      "  reload                     re-read mailserver.cfg and users.cfg\n"
 	      "  stop                       stop the engine gracefully\n"
+	      "  domain add NAME [--primary] | domain remove NAME [--force] | domain list\n"
+	      "  domain show NAME | domain set NAME [--primary] [--catch-all ADDRESS|--no-catch-all]\n"
+	      "  domain alias add NAME ALIAS | domain alias remove ALIAS\n"
+	      "  user add ADDRESS --password P [--quota MB] [--messages N] [--admin]\n"
+	      "       [--full-name NAME] [--disabled]\n"
+	      "  user remove|show ADDRESS | user list [DOMAIN] | user passwd ADDRESS --password P\n"
+	      "  user set ADDRESS [--full-name NAME] [--quota MB] [--messages N] [--admin yes|no]\n"
+	      "       [--enabled yes|no]\n"
+	      "  user alias add|remove ADDRESS EXTRA-ADDRESS\n"
+	      "  user forward ADDRESS TARGET... [--keep-copy] | user forward ADDRESS --off\n"
+	      "  user autoreply ADDRESS [--on|--off] [--subject S] [--text T|--text-file F]\n"
+	      "       [--start DATE] [--end DATE]\n"
+	      "  alias add ADDRESS TARGET... | alias remove ADDRESS [TARGET...] | alias list [DOMAIN]\n"
+	      "  group add|remove ADDRESS [--member ADDRESS]... | group list [DOMAIN] | group show ADDRESS\n"
+	      "  list add|remove ADDRESS [--member ADDRESS]... [--moderator ADDRESS]...\n"
+	      "       [--posting members|anyone|moderated] [--reply-to list|sender|none]\n"
+	      "       [--subscription open|closed] [--description TEXT]\n"
+	      "  list list [DOMAIN] | list show ADDRESS     (mailing lists)\n"
+	      "  resolve ADDRESS [--separator C]   what mail to ADDRESS is delivered to\n"
+	      "  mailbox stats ADDRESS [--json]   folders, messages, sizes, UIDs, quota usage\n"
+	      "  mailbox reindex ADDRESS [FOLDER] [--rebuild]   pick up .eml files changed by hand\n"
 	      "  log show debug|error|mail|security|warning [--follow] [--grep TEXT] [--lines N]\n"
+	      "  queue list [--json] | queue delete ID|--all | queue run [ID]\n"
+	      "  queue inject --from SENDER --to RCPT... [--notify LIST] [--orcpt TYPE;XTEXT]\n"
+	      "        [--envid XTEXT] [--ret FULL|HDRS] FILE|-\n"
 	      "  cert show [--json] | cert generate [--hostname H] [--days N] [--force]\n"
 	      "  cert request [--hostname H] [--force]\n"
 	      "  cert import --cert FILE [--chain FILE] [--key FILE]\n"
 	      "\n"
+	      "Every listing takes --json.  The directory commands work through a running\n"
+	      "petreld, or on users.cfg directly when it is not running.\n"
 	      "Exit status: 0 success, 1 the request failed, 2 usage error.\n",
 	      out);
 }
@@ -368,6 +395,7 @@ int main(int argc, char **argv)
 	char **args = argv + 1;
 	int nargs = argc - 1;
 
+	directory_set_secrets_hook(auth_derive_secrets);
 	if (extract_globals(&ctl, &nargs, args) < 0)
 		return ctl_usage("--config-dir needs a directory");
 	if (nargs == 0)
@@ -386,5 +414,21 @@ int main(int argc, char **argv)
 		return ctl_log_main(&ctl, nargs - 1, args + 1);
 	if (strcmp(args[0], "cert") == 0)
 		return ctl_cert_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "queue") == 0)
+		return ctl_queue_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "domain") == 0)
+		return ctl_domain_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "user") == 0)
+		return ctl_user_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "alias") == 0)
+		return ctl_alias_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "group") == 0)
+		return ctl_group_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "list") == 0)
+		return ctl_list_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "resolve") == 0)
+		return ctl_resolve_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "mailbox") == 0)
+		return ctl_mailbox_main(&ctl, nargs - 1, args + 1);
 	return ctl_usage("unknown command '%s'", args[0]);
 }

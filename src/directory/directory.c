@@ -1,14 +1,15 @@
 /*
- * users.cfg: parsing, validation, lookups, password hashes, writing, and
- * the mutators that build new snapshots (see directory.h).
+ * users.cfg snapshots: names and addresses, password hashes, the
+ * per-mechanism secrets hook, the life of a snapshot, its indexes and the
+ * checks every snapshot passes, and lookups (see directory.h).
  *
  * The directory sits above core and below auth, store and the front ends.
  * It knows nothing of protocols: it answers "who is this login, and is
- * this their password", and turns snapshots into files and back.
- * Snapshots are immutable once published, so lookups take no lock; a
- * reload or a mutation makes a new snapshot.
+ * this their password" and "what does this address deliver to", and turns
+ * snapshots into files and back.  Snapshots are immutable once published,
+ * so lookups take no lock; a reload or a mutation makes a new snapshot.
  */
-#include "directory/directory.h"
+#include "directory/directory_private.h"
 
 #include <crypt.h>
 #include <ctype.h>
@@ -20,15 +21,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <libxml/tree.h>
-
-#include "core/fileio.h"
 #include "core/str.h"
 
-#define ESC_MAX 64
-#define FORMAT_MAX ((size_t)CFG_MAX_FILE_SIZE)
-
-/* ---- names -------------------------------------------------------------- */
+/* ---- names and addresses ------------------------------------------------ */
 
 bool directory_valid_user_name(const char *name, const char **reason_r)
 {
@@ -68,7 +63,35 @@ bool directory_valid_domain_name(const char *name)
 	return cfg_valid_hostname(name);
 }
 
-static char *lower_dup(const char *s)
+bool directory_valid_address(const char *address, const char **reason_r)
+{
+	const char *at = strrchr(address, '@');
+	const char *reason = NULL;
+	char *local;
+
+	if (strlen(address) > DIRECTORY_MAX_ADDRESS)
+		reason = "longer than 254 characters";
+	else if (at == NULL)
+		reason = "no '@' and domain";
+	else if (!directory_valid_domain_name(at + 1))
+		reason = "the domain is not a valid host name";
+	if (reason == NULL) {
+		local = xstrndup(address, (size_t)(at - address));
+		if (!directory_valid_user_name(local, &reason)) {
+			/* reason is static; say which part it is about */
+			if (strcmp(reason, "contains '@'") == 0)
+				reason = "more than one '@'";
+			else if (strcmp(reason, "empty") == 0)
+				reason = "nothing before the '@'";
+		}
+		free(local);
+	}
+	if (reason_r != NULL)
+		*reason_r = reason;
+	return reason == NULL;
+}
+
+char *dir_lower_dup(const char *s)
 {
 	char *copy = xstrdup(s);
 
@@ -77,13 +100,120 @@ static char *lower_dup(const char *s)
 	return copy;
 }
 
-static char *make_address(const char *name, const char *domain)
+char *dir_make_address(const char *name, const char *domain)
 {
 	char *a = xasprintf("%s@%s", name, domain);
 
 	for (char *p = a; *p != '\0'; p++)
 		*p = (char)tolower((unsigned char)*p);
 	return a;
+}
+
+char *dir_qualify(const char *addr, const char *domain)
+{
+	const char *at = strrchr(addr, '@');
+	char *q;
+
+	if (at == NULL)
+		q = xasprintf("%s@%s", addr, domain);
+	else
+		q = xstrdup(addr);
+	/* the domain part is case-insensitive: store it in lower case */
+	for (char *p = strrchr(q, '@') + 1; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return q;
+}
+
+bool dir_has_control_chars(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid
+ * (overlong forms, surrogates, above U+10FFFF, and U+FFFE/U+FFFF, which
+ * XML does not allow). */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned cp;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		cp = s[0] & 0x1f;
+		n = 2;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		cp = s[0] & 0x0f;
+		n = 3;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		cp = s[0] & 0x07;
+		n = 4;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff)
+		return 0;
+	return n;
+}
+
+bool dir_valid_text(const char *s, size_t max, bool multiline, const char **reason_r)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (strlen(s) > max) {
+		*reason_r = "too long";
+		return false;
+	}
+	while (*p != '\0') {
+		size_t n = utf8_len(p);
+
+		if (n == 0) {
+			*reason_r = "not valid UTF-8";
+			return false;
+		}
+		if (n == 1 && (*p < 0x20 || *p == 0x7f) && !(multiline && (*p == '\n' || *p == '\t'))) {
+			*reason_r = "contains control characters";
+			return false;
+		}
+		p += n;
+	}
+	return true;
+}
+
+bool dir_valid_mechanism(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > DIRECTORY_MAX_MECHANISM)
+		return false;
+	for (; *s != '\0'; s++) {
+		if (!isupper((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '-' && *s != '_')
+			return false;
+	}
+	return true;
+}
+
+bool dir_valid_secret_value(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > DIRECTORY_MAX_SECRET)
+		return false;
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return false;
+	}
+	return true;
 }
 
 /* ---- passwords ---------------------------------------------------------- */
@@ -125,9 +255,7 @@ static bool valid_hash(const char *hash, bool *legacy_r)
 	return check == CRYPT_SALT_OK;
 }
 
-/* Checks a hash against a scheme name; reason_r is static. */
-static bool check_scheme(const char *scheme, const char *hash, bool *legacy_r,
-			 const char **reason_r)
+bool dir_check_scheme(const char *scheme, const char *hash, bool *legacy_r, const char **reason_r)
 {
 	if (!valid_hash(hash, legacy_r)) {
 		/* Never echo the value: it may be a plaintext password. */
@@ -236,9 +364,190 @@ bool directory_verify_password(const struct dir_user *user, const char *password
 	return ok;
 }
 
+/* ---- the secrets hook --------------------------------------------------- */
+
+static directory_secrets_fn *secrets_hook;
+
+void directory_set_secrets_hook(directory_secrets_fn *fn)
+{
+	__atomic_store_n(&secrets_hook, fn, __ATOMIC_RELEASE);
+}
+
+void directory_secrets_free(struct dir_secret *secrets, size_t n)
+{
+	for (size_t i = 0; i < n && secrets != NULL; i++) {
+		free(secrets[i].mechanism);
+		if (secrets[i].value != NULL) {
+			explicit_bzero(secrets[i].value, strlen(secrets[i].value));
+			free(secrets[i].value);
+		}
+	}
+	free(secrets);
+}
+
+int dir_derive_secrets(const char *user, const char *domain, const char *password,
+		       struct dir_secret **secrets_r, size_t *n_r, char **error_r)
+{
+	directory_secrets_fn *fn = __atomic_load_n(&secrets_hook, __ATOMIC_ACQUIRE);
+	struct dir_secret *secrets = NULL;
+	size_t n = 0;
+	char *error = NULL;
+
+	*secrets_r = NULL;
+	*n_r = 0;
+	if (fn == NULL)
+		return 0;
+	if (fn(user, domain, password, &secrets, &n, &error) < 0) {
+		*error_r = xasprintf("cannot derive the password's secrets: %s",
+				     error != NULL ? error : "unknown error");
+		free(error);
+		directory_secrets_free(secrets, n);
+		return -1;
+	}
+	/* What the hook returns is checked like a file's <secret>s. */
+	if (n > DIRECTORY_MAX_SECRETS) {
+		*error_r = xstrdup("the secrets hook returned too many secrets");
+		directory_secrets_free(secrets, n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool ok = secrets[i].mechanism != NULL && secrets[i].value != NULL &&
+			  dir_valid_mechanism(secrets[i].mechanism) &&
+			  dir_valid_secret_value(secrets[i].value);
+
+		for (size_t j = 0; ok && j < i; j++)
+			ok = strcasecmp(secrets[i].mechanism, secrets[j].mechanism) != 0;
+		if (!ok) {
+			*error_r = xstrdup("the secrets hook returned an invalid or duplicate secret");
+			directory_secrets_free(secrets, n);
+			return -1;
+		}
+	}
+	*secrets_r = secrets;
+	*n_r = n;
+	return 0;
+}
+
+/* ---- arrays ------------------------------------------------------------- */
+
+size_t dir_capacity(size_t count)
+{
+	size_t cap = 4;
+
+	while (cap < count) {
+		if (cap > SIZE_MAX / 2)
+			panic("directory: array too large");
+		cap *= 2;
+	}
+	return cap;
+}
+
+void *dir_grow(void *array, size_t count, size_t size)
+{
+	/* capacity is 4 for 0..4 items, then the next power of two */
+	if (count == 0 || (count >= 4 && (count & (count - 1)) == 0))
+		return xreallocarray(array, dir_capacity(count + 1), size);
+	return array;
+}
+
+void dir_strings_add_owned(struct dir_strings *s, char *item)
+{
+	s->items = dir_grow(s->items, s->count, sizeof(*s->items));
+	s->items[s->count++] = item;
+}
+
+void dir_strings_add(struct dir_strings *s, const char *item)
+{
+	dir_strings_add_owned(s, xstrdup(item));
+}
+
+void dir_strings_copy(struct dir_strings *dst, const struct dir_strings *src)
+{
+	dst->items = NULL;
+	dst->count = 0;
+	if (src->count == 0)
+		return;
+	dst->items = xmallocarray(dir_capacity(src->count), sizeof(*dst->items));
+	for (size_t i = 0; i < src->count; i++)
+		dst->items[i] = xstrdup(src->items[i]);
+	dst->count = src->count;
+}
+
+void dir_strings_free(struct dir_strings *s)
+{
+	for (size_t i = 0; i < s->count; i++)
+		free(s->items[i]);
+	free(s->items);
+	s->items = NULL;
+	s->count = 0;
+}
+
+long dir_strings_find(const struct dir_strings *s, const char *item)
+{
+	for (size_t i = 0; i < s->count; i++) {
+		if (strcasecmp(s->items[i], item) == 0)
+			return (long)i;
+	}
+	return -1;
+}
+
+void dir_strings_remove_at(struct dir_strings *s, size_t i)
+{
+	free(s->items[i]);
+	memmove(&s->items[i], &s->items[i + 1], (s->count - i - 1) * sizeof(*s->items));
+	s->count--;
+}
+
+struct item_pos {
+	const char *item;
+	size_t pos;
+};
+
+static int cmp_item_pos(const void *a, const void *b)
+{
+	const struct item_pos *x = a, *y = b;
+	int c = strcasecmp(x->item, y->item);
+
+	if (c != 0)
+		return c;
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+long dir_strings_first_dup(const struct dir_strings *s)
+{
+	struct item_pos *sorted;
+	long dup = -1;
+
+	if (s->count < 2)
+		return -1;
+	/* Sorting keeps this O(n log n) for lists with many members. */
+	sorted = xmallocarray(s->count, sizeof(*sorted));
+	for (size_t i = 0; i < s->count; i++)
+		sorted[i] = (struct item_pos){ .item = s->items[i], .pos = i };
+	qsort(sorted, s->count, sizeof(*sorted), cmp_item_pos);
+	/* In each run of equal items, the second is the first repetition. */
+	for (size_t i = 1; i < s->count; i++) {
+		if (strcasecmp(sorted[i - 1].item, sorted[i].item) == 0 &&
+		    (i < 2 || strcasecmp(sorted[i - 2].item, sorted[i].item) != 0) &&
+		    (dup < 0 || (long)sorted[i].pos < dup))
+			dup = (long)sorted[i].pos;
+	}
+	free(sorted);
+	return dup;
+}
+
 /* ---- snapshots ---------------------------------------------------------- */
 
-static void user_free(struct dir_user *u)
+void dir_autoreply_free(struct dir_autoreply *a)
+{
+	free(a->subject);
+	free(a->text);
+	free(a->start);
+	free(a->end);
+	memset(a, 0, sizeof(*a));
+}
+
+void dir_user_free(struct dir_user *u)
 {
 	if (u == NULL)
 		return;
@@ -247,26 +556,90 @@ static void user_free(struct dir_user *u)
 	free(u->full_name);
 	free(u->password_scheme);
 	free(u->password_hash);
+	directory_secrets_free(u->secrets, u->secret_count);
+	dir_strings_free(&u->aliases);
+	dir_strings_free(&u->forward);
+	dir_autoreply_free(&u->autoreply);
 	free(u);
 }
 
-static void domain_free(struct dir_domain *d)
+void dir_alias_free(struct dir_alias *a)
+{
+	if (a == NULL)
+		return;
+	free(a->name);
+	free(a->address);
+	dir_strings_free(&a->targets);
+	free(a);
+}
+
+void dir_group_free(struct dir_group *g)
+{
+	if (g == NULL)
+		return;
+	free(g->name);
+	free(g->address);
+	dir_strings_free(&g->members);
+	free(g);
+}
+
+void dir_list_free(struct dir_list *l)
+{
+	if (l == NULL)
+		return;
+	free(l->name);
+	free(l->address);
+	free(l->description);
+	dir_strings_free(&l->moderators);
+	dir_strings_free(&l->members);
+	free(l);
+}
+
+void dir_domain_free(struct dir_domain *d)
 {
 	if (d == NULL)
 		return;
 	for (size_t i = 0; i < d->user_count; i++)
-		user_free(d->users[i]);
+		dir_user_free(d->users[i]);
+	for (size_t i = 0; i < d->alias_count; i++)
+		dir_alias_free(d->aliases[i]);
+	for (size_t i = 0; i < d->group_count; i++)
+		dir_group_free(d->groups[i]);
+	for (size_t i = 0; i < d->list_count; i++)
+		dir_list_free(d->lists[i]);
 	free(d->users);
+	free(d->aliases);
+	free(d->groups);
+	free(d->lists);
+	dir_strings_free(&d->alias_domains);
+	free(d->catch_all);
 	free(d->name);
 	free(d);
+}
+
+static void free_indexes(struct directory *dir)
+{
+	for (size_t i = 0; i < dir->entry_count; i++)
+		free(dir->entries[i].key);
+	free(dir->entries);
+	dir->entries = NULL;
+	dir->entry_count = 0;
+	for (size_t i = 0; i < dir->domain_name_count; i++)
+		free(dir->domain_names[i].name);
+	free(dir->domain_names);
+	dir->domain_names = NULL;
+	dir->domain_name_count = 0;
+	free(dir->index);
+	dir->index = NULL;
+	dir->user_count = 0;
 }
 
 static void directory_free(struct directory *dir)
 {
 	for (size_t i = 0; i < dir->domain_count; i++)
-		domain_free(dir->domains[i]);
+		dir_domain_free(dir->domains[i]);
 	free(dir->domains);
-	free(dir->index);
+	free_indexes(dir);
 	free(dir->path);
 	free(dir);
 }
@@ -303,40 +676,318 @@ void directory_unref(struct directory **dirp)
 		directory_free(dir);
 }
 
-static void domain_add_user(struct dir_domain *d, struct dir_user *u)
+void dir_domain_add_user(struct dir_domain *d, struct dir_user *u)
 {
-	d->users = xreallocarray(d->users, d->user_count + 1, sizeof(*d->users));
+	d->users = dir_grow(d->users, d->user_count, sizeof(*d->users));
 	d->users[d->user_count++] = u;
 	u->domain = d;
 }
 
-static void dir_add_domain(struct directory *dir, struct dir_domain *d)
+void dir_domain_add_alias(struct dir_domain *d, struct dir_alias *a)
 {
-	dir->domains = xreallocarray(dir->domains, dir->domain_count + 1, sizeof(*dir->domains));
+	d->aliases = dir_grow(d->aliases, d->alias_count, sizeof(*d->aliases));
+	d->aliases[d->alias_count++] = a;
+	a->domain = d;
+}
+
+void dir_domain_add_group(struct dir_domain *d, struct dir_group *g)
+{
+	d->groups = dir_grow(d->groups, d->group_count, sizeof(*d->groups));
+	d->groups[d->group_count++] = g;
+	g->domain = d;
+}
+
+void dir_domain_add_list(struct dir_domain *d, struct dir_list *l)
+{
+	d->lists = dir_grow(d->lists, d->list_count, sizeof(*d->lists));
+	d->lists[d->list_count++] = l;
+	l->domain = d;
+}
+
+void dir_add_domain_ptr(struct directory *dir, struct dir_domain *d)
+{
+	dir->domains = dir_grow(dir->domains, dir->domain_count, sizeof(*dir->domains));
 	dir->domains[dir->domain_count++] = d;
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+int dir_fail(struct dir_check *c, long line, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (c->error != NULL)
+		return -1;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		panic("directory: out of memory");
+	va_end(ap);
+	if (c->path != NULL) {
+		c->error = cfg_errorf(c->path, line, "%s", msg);
+		free(msg);
+	} else {
+		c->error = msg;
+	}
+	return -1;
+}
+
+void dir_warn(struct dir_check *c, long line, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (c->warn == NULL)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		panic("directory: out of memory");
+	va_end(ap);
+	cfg_warnf(c->warn, c->warn_context, c->path != NULL ? c->path : "users.cfg", line, "%s", msg);
+	free(msg);
+}
+
+/* " (line N)" when the line is known, else "". */
+static const char *at_line(long line, char *buf, size_t size)
+{
+	if (line <= 0)
+		buf[0] = '\0';
+	else
+		snprintf(buf, size, " (line %ld)", line);
+	return buf;
+}
+
+/* ---- indexes and checks ------------------------------------------------- */
+
+static int cmp_domain_name(const void *a, const void *b)
+{
+	const struct dir_domain_name *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c != 0)
+		return c;
+	return (x->line > y->line) - (x->line < y->line);
 }
 
 static int cmp_user_address(const void *a, const void *b)
 {
 	const struct dir_user *const *x = a, *const *y = b;
+	int c = strcmp((*x)->address, (*y)->address);
 
-	return strcmp((*x)->address, (*y)->address);
+	if (c != 0)
+		return c;
+	return ((*x)->line > (*y)->line) - ((*x)->line < (*y)->line);
 }
 
-/* Rebuilds the sorted index and the primary pointer.  Returns true, or
- * false with a pair of users that share an address in dup_r[0..1] (the
- * later line second). */
-static bool build_index(struct directory *dir, const struct dir_user **dup_r)
+static int cmp_entry(const void *a, const void *b)
 {
-	size_t n = 0;
+	const struct dir_entry *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	if (c != 0)
+		return c;
+	return (x->line > y->line) - (x->line < y->line);
+}
+
+static const struct dir_domain_name *find_domain_name(const struct directory *dir,
+						      const char *lower)
+{
+	size_t lo = 0, hi = dir->domain_name_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(lower, dir->domain_names[mid].name);
+
+		if (c == 0)
+			return &dir->domain_names[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+const struct dir_entry *dir_find_entry(const struct directory *dir, const char *key)
+{
+	size_t lo = 0, hi = dir->entry_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(key, dir->entries[mid].key);
+
+		if (c == 0)
+			return &dir->entries[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+int dir_canonical(const struct directory *dir, const char *address, char **key_r,
+		  const struct dir_domain **domain_r, const char **reason_r)
+{
+	const struct dir_domain_name *dn;
+	const char *at;
+	char *lower, *key;
+
+	*key_r = NULL;
+	*domain_r = NULL;
+	if (!directory_valid_address(address, reason_r))
+		return -1;
+	at = strrchr(address, '@');
+	lower = dir_lower_dup(at + 1);
+	dn = find_domain_name(dir, lower);
+	free(lower);
+	if (dn == NULL)
+		return 0;
+	key = xasprintf("%.*s@%s", (int)(at - address), address, dn->domain->name);
+	for (char *p = key; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	*key_r = key;
+	*domain_r = dn->domain;
+	return 1;
+}
+
+static void add_entry(struct directory *dir, size_t *cap, char *key, enum dir_entry_kind kind,
+		      const void *object, const struct dir_domain *domain, long line)
+{
+	struct dir_entry *e;
+
+	if (dir->entry_count == *cap) {
+		*cap = *cap == 0 ? 16 : *cap * 2;
+		dir->entries = xreallocarray(dir->entries, *cap, sizeof(*dir->entries));
+	}
+	e = &dir->entries[dir->entry_count++];
+	e->key = key;
+	e->kind = kind;
+	e->object = object;
+	e->domain = domain;
+	e->line = line;
+}
+
+/* "user john", "alias postmaster", ... for messages; full: with domain. */
+static char *describe_entry(const struct dir_entry *e, bool full)
+{
+	const char *name = NULL, *address = NULL;
+
+	switch (e->kind) {
+	case DIR_ENTRY_USER:
+	case DIR_ENTRY_USER_ALIAS: {
+		const struct dir_user *u = e->object;
+
+		name = u->name;
+		address = u->address;
+		break;
+	}
+	case DIR_ENTRY_ALIAS:
+		name = ((const struct dir_alias *)e->object)->name;
+		address = ((const struct dir_alias *)e->object)->address;
+		break;
+	case DIR_ENTRY_GROUP:
+		name = ((const struct dir_group *)e->object)->name;
+		address = ((const struct dir_group *)e->object)->address;
+		break;
+	case DIR_ENTRY_LIST:
+	case DIR_ENTRY_LIST_SUBSCRIBE:
+	case DIR_ENTRY_LIST_UNSUBSCRIBE:
+		name = ((const struct dir_list *)e->object)->name;
+		address = ((const struct dir_list *)e->object)->address;
+		break;
+	}
+	switch (e->kind) {
+	case DIR_ENTRY_USER:
+		return xasprintf("user %s", full ? address : name);
+	case DIR_ENTRY_USER_ALIAS:
+		return xasprintf("an extra address of user %s", full ? address : name);
+	case DIR_ENTRY_ALIAS:
+		return xasprintf("alias %s", full ? address : name);
+	case DIR_ENTRY_GROUP:
+		return xasprintf("group %s", full ? address : name);
+	case DIR_ENTRY_LIST:
+		return xasprintf("list %s", full ? address : name);
+	case DIR_ENTRY_LIST_SUBSCRIBE:
+		return xasprintf("the subscribe address of list %s", full ? address : name);
+	case DIR_ENTRY_LIST_UNSUBSCRIBE:
+		return xasprintf("the unsubscribe address of list %s", full ? address : name);
+	}
+	return xstrdup("?");
+}
+
+static int build_domain_names(struct directory *dir, struct dir_check *c)
+{
+	size_t n = 0, k = 0;
+	int primaries = 0;
+	char where[48];
 
 	dir->primary = NULL;
 	for (size_t i = 0; i < dir->domain_count; i++) {
-		n += dir->domains[i]->user_count;
-		if (dir->domains[i]->primary && dir->primary == NULL)
-			dir->primary = dir->domains[i];
+		n += 1 + dir->domains[i]->alias_domains.count;
+		if (dir->domains[i]->primary) {
+			primaries++;
+			if (dir->primary == NULL)
+				dir->primary = dir->domains[i];
+		}
 	}
-	free(dir->index);
+	dir->domain_names = n > 0 ? xcalloc(n, sizeof(*dir->domain_names)) : NULL;
+	for (size_t i = 0; i < dir->domain_count; i++) {
+		const struct dir_domain *d = dir->domains[i];
+
+		dir->domain_names[k++] = (struct dir_domain_name){
+			.name = dir_lower_dup(d->name), .domain = d, .alias = false, .line = d->line,
+		};
+		for (size_t j = 0; j < d->alias_domains.count; j++)
+			dir->domain_names[k++] = (struct dir_domain_name){
+				.name = dir_lower_dup(d->alias_domains.items[j]), .domain = d,
+				.alias = true, .line = d->line,
+			};
+	}
+	dir->domain_name_count = k;
+	if (k > 1)
+		qsort(dir->domain_names, k, sizeof(*dir->domain_names), cmp_domain_name);
+	for (size_t i = 1; i < k; i++) {
+		const struct dir_domain_name *a = &dir->domain_names[i - 1], *b = &dir->domain_names[i];
+
+		if (strcmp(a->name, b->name) != 0)
+			continue;
+		/* b is the later one, or the one a mutator just made */
+		if (a->domain == c->fresh || (b->line != 0 && a->line == 0)) {
+			const struct dir_domain_name *t = a;
+
+			a = b;
+			b = t;
+		}
+		if (!a->alias && !b->alias)
+			return dir_fail(c, b->line, "domain %s given twice%s", b->domain->name,
+					at_line(a->line, where, sizeof(where)));
+		if (!b->alias)
+			return dir_fail(c, b->line, "domain %s is already an alias domain of %s%s",
+					b->domain->name, a->domain->name,
+					at_line(a->line, where, sizeof(where)));
+		if (a->alias && a->domain == b->domain)
+			return dir_fail(c, b->line, "domain %s: alias domain %s given twice",
+					b->domain->name, b->name);
+		return dir_fail(c, b->line, "domain %s: alias domain %s is already %s %s%s",
+				b->domain->name, b->name,
+				a->alias ? "an alias domain of" : "the domain",
+				a->domain->name, at_line(a->line, where, sizeof(where)));
+	}
+	if (dir->domain_count > 0 && primaries == 0)
+		return dir_fail(c, dir->domains[0]->line,
+				"no primary domain: mark exactly one <domain primary=\"yes\">");
+	if (primaries > 1)
+		return dir_fail(c, 0, "more than one primary domain: exactly one is primary");
+	return 0;
+}
+
+static int build_user_index(struct directory *dir, struct dir_check *c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < dir->domain_count; i++)
+		n += dir->domains[i]->user_count;
 	dir->index = n > 0 ? xmallocarray(n, sizeof(*dir->index)) : NULL;
 	dir->user_count = n;
 	n = 0;
@@ -350,18 +1001,228 @@ static bool build_index(struct directory *dir, const struct dir_user **dup_r)
 		if (strcmp(dir->index[i - 1]->address, dir->index[i]->address) == 0) {
 			const struct dir_user *a = dir->index[i - 1], *b = dir->index[i];
 
-			if (a->line > b->line) {
-				dup_r[0] = b;
-				dup_r[1] = a;
-			} else {
-				dup_r[0] = a;
-				dup_r[1] = b;
+			if (a == c->fresh || (a->line == 0 && b->line != 0)) {
+				const struct dir_user *t = a;
+
+				a = b;
+				b = t;
 			}
-			return false;
+			if (c->path == NULL)
+				return dir_fail(c, 0, "user %s already exists", b->address);
+			return dir_fail(c, b->line, "user %s given twice in domain %s (first at line %ld)",
+					b->name, b->domain->name, a->line);
 		}
 	}
-	return true;
+	return 0;
 }
+
+/* Adds the entries of one domain, checking what needs the domain table. */
+static int add_domain_entries(struct directory *dir, const struct dir_domain *d, size_t *cap,
+			      struct dir_check *c)
+{
+	for (size_t j = 0; j < d->user_count; j++) {
+		const struct dir_user *u = d->users[j];
+
+		add_entry(dir, cap, xstrdup(u->address), DIR_ENTRY_USER, u, d, u->line);
+		for (size_t k = 0; k < u->aliases.count; k++) {
+			const char *a = u->aliases.items[k], *reason;
+			const struct dir_domain *ad;
+			char *key, *lower;
+			int r = dir_canonical(dir, a, &key, &ad, &reason);
+
+			if (r < 0)
+				return dir_fail(c, u->line, "user %s: extra address '%s' is invalid: %s",
+						u->name, a, reason);
+			if (r == 0)
+				return dir_fail(c, u->line, "user %s: extra address %s is not in one of "
+						"our domains", u->name, a);
+			lower = dir_lower_dup(strrchr(a, '@') + 1);
+			if (strcasecmp(lower, ad->name) != 0) {
+				int ret = dir_fail(c, u->line, "user %s: extra address %s is in %s, an "
+						   "alias domain of %s: use the address in %s",
+						   u->name, a, lower, ad->name, ad->name);
+
+				free(lower);
+				free(key);
+				return ret;
+			}
+			free(lower);
+			add_entry(dir, cap, key, DIR_ENTRY_USER_ALIAS, u, ad, u->line);
+		}
+	}
+	for (size_t j = 0; j < d->alias_count; j++) {
+		const struct dir_alias *a = d->aliases[j];
+
+		if (a->targets.count == 0)
+			return dir_fail(c, a->line, "alias %s has no <target>", a->name);
+		add_entry(dir, cap, xstrdup(a->address), DIR_ENTRY_ALIAS, a, d, a->line);
+	}
+	for (size_t j = 0; j < d->group_count; j++) {
+		const struct dir_group *g = d->groups[j];
+
+		add_entry(dir, cap, xstrdup(g->address), DIR_ENTRY_GROUP, g, d, g->line);
+		for (size_t k = 0; k < g->members.count; k++) {
+			const struct dir_domain *md;
+			const char *reason;
+			char *key;
+			int r = dir_canonical(dir, g->members.items[k], &key, &md, &reason);
+
+			free(key);
+			if (r <= 0)
+				return dir_fail(c, g->line, "group %s: member %s is not a local address "
+						"(a group holds local addresses; use an alias for others)",
+						g->name, g->members.items[k]);
+		}
+	}
+	for (size_t j = 0; j < d->list_count; j++) {
+		const struct dir_list *l = d->lists[j];
+		const char *at = strrchr(l->address, '@');
+		int len = (int)(at - l->address);
+
+		if (l->posting == DIR_LIST_POST_MODERATED && l->moderators.count == 0)
+			return dir_fail(c, l->line, "list %s: posting is moderated but there is no "
+					"<moderator>", l->name);
+		add_entry(dir, cap, xstrdup(l->address), DIR_ENTRY_LIST, l, d, l->line);
+		add_entry(dir, cap, xasprintf("%.*s-subscribe%s", len, l->address, at),
+			  DIR_ENTRY_LIST_SUBSCRIBE, l, d, l->line);
+		add_entry(dir, cap, xasprintf("%.*s-unsubscribe%s", len, l->address, at),
+			  DIR_ENTRY_LIST_UNSUBSCRIBE, l, d, l->line);
+	}
+	if (d->catch_all != NULL && !directory_valid_address(d->catch_all, NULL))
+		return dir_fail(c, d->line, "domain %s: catch-all %s is not a valid address", d->name,
+				d->catch_all);
+	return 0;
+}
+
+int dir_finish(struct directory *dir, struct dir_check *c)
+{
+	size_t cap = 0;
+	char where[48];
+
+	free_indexes(dir);
+	if (build_domain_names(dir, c) < 0 || build_user_index(dir, c) < 0)
+		return -1;
+	for (size_t i = 0; i < dir->domain_count; i++) {
+		if (add_domain_entries(dir, dir->domains[i], &cap, c) < 0)
+			return -1;
+	}
+	if (dir->entry_count > 1)
+		qsort(dir->entries, dir->entry_count, sizeof(*dir->entries), cmp_entry);
+	for (size_t i = 1; i < dir->entry_count; i++) {
+		const struct dir_entry *a = &dir->entries[i - 1], *b = &dir->entries[i];
+		char *da, *db;
+		int ret;
+
+		if (strcmp(a->key, b->key) != 0)
+			continue;
+		if (a->object == c->fresh || (a->line == 0 && b->line != 0 && b->object != c->fresh)) {
+			const struct dir_entry *t = a;
+
+			a = b;
+			b = t;
+		}
+		da = describe_entry(a, c->path == NULL);
+		db = describe_entry(b, c->path == NULL);
+		if (c->path == NULL)
+			ret = dir_fail(c, 0, "address %s is already taken by %s", b->key, da);
+		else if (a->object == b->object)
+			ret = dir_fail(c, b->line, "%s: address %s given twice", db, b->key);
+		else
+			ret = dir_fail(c, b->line, "%s: address %s is already taken by %s%s", db, b->key,
+				       da, at_line(a->line, where, sizeof(where)));
+		free(da);
+		free(db);
+		return ret;
+	}
+	return 0;
+}
+
+/* Whether a local address (key) would find something, also through the
+ * subaddress separator. */
+bool dir_key_exists(const struct directory *dir, const char *key)
+{
+	const char *at = strrchr(key, '@'), *sep;
+	char *base;
+	bool found;
+
+	if (dir_find_entry(dir, key) != NULL)
+		return true;
+	sep = memchr(key, DIRECTORY_DEFAULT_SEPARATOR, (size_t)(at - key));
+	if (sep == NULL || sep == key)
+		return false;
+	base = xasprintf("%.*s%s", (int)(sep - key), key, at);
+	found = dir_find_entry(dir, base) != NULL;
+	free(base);
+	return found;
+}
+
+static void warn_dangling(const struct directory *dir, struct dir_check *c, long line,
+			  const char *what, const char *name, const char *role,
+			  const struct dir_strings *s)
+{
+	for (size_t i = 0; i < s->count; i++) {
+		const struct dir_domain *d;
+		const char *reason;
+		char *key;
+
+		if (dir_canonical(dir, s->items[i], &key, &d, &reason) == 1 && !dir_key_exists(dir, key))
+			dir_warn(c, line, "%s %s: %s %s does not exist", what, name, role, s->items[i]);
+		free(key);
+	}
+}
+
+static void warn_loop(const struct directory *dir, struct dir_check *c, long line,
+		      const char *what, const char *address)
+{
+	struct dir_resolution res;
+
+	directory_resolve(dir, address, DIRECTORY_DEFAULT_SEPARATOR, &res);
+	if (res.kind == DIR_RESOLVE_LOOP)
+		dir_warn(c, line, "%s %s: %s", what, address, res.error);
+	directory_resolution_free(&res);
+}
+
+void dir_warn_references(const struct directory *dir, struct dir_check *c)
+{
+	if (c->warn == NULL)
+		return;
+	for (size_t i = 0; i < dir->domain_count; i++) {
+		const struct dir_domain *d = dir->domains[i];
+
+		if (d->catch_all != NULL) {
+			char *target = d->catch_all;
+			struct dir_strings one = { .items = &target, .count = 1 };
+
+			warn_dangling(dir, c, d->line, "domain", d->name, "catch-all", &one);
+		}
+		for (size_t j = 0; j < d->user_count; j++) {
+			const struct dir_user *u = d->users[j];
+
+			warn_dangling(dir, c, u->line, "user", u->name, "forwarding target", &u->forward);
+			if (u->forward.count > 0)
+				warn_loop(dir, c, u->line, "user", u->address);
+		}
+		for (size_t j = 0; j < d->alias_count; j++) {
+			const struct dir_alias *a = d->aliases[j];
+
+			warn_dangling(dir, c, a->line, "alias", a->name, "target", &a->targets);
+			warn_loop(dir, c, a->line, "alias", a->address);
+		}
+		for (size_t j = 0; j < d->group_count; j++) {
+			const struct dir_group *g = d->groups[j];
+
+			warn_dangling(dir, c, g->line, "group", g->name, "member", &g->members);
+			warn_loop(dir, c, g->line, "group", g->address);
+		}
+		for (size_t j = 0; j < d->list_count; j++) {
+			const struct dir_list *l = d->lists[j];
+
+			warn_dangling(dir, c, l->line, "list", l->name, "member", &l->members);
+		}
+	}
+}
+
+/* ---- lookups ------------------------------------------------------------ */
 
 const struct dir_domain *directory_find_domain(const struct directory *dir, const char *name)
 {
@@ -372,782 +1233,70 @@ const struct dir_domain *directory_find_domain(const struct directory *dir, cons
 	return NULL;
 }
 
-static const struct dir_user *find_address(const struct directory *dir, const char *address)
+const struct dir_domain *directory_find_local_domain(const struct directory *dir,
+						     const char *name)
 {
-	size_t lo = 0, hi = dir->user_count;
+	const struct dir_domain_name *dn;
+	char *lower;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(address, dir->index[mid]->address);
+	if (name == NULL || strlen(name) > 253)
+		return NULL;
+	lower = dir_lower_dup(name);
+	dn = find_domain_name(dir, lower);
+	free(lower);
+	return dn != NULL ? dn->domain : NULL;
+}
 
-		if (c == 0)
-			return dir->index[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+/* The entry at address (bare: the primary domain) of one kind, or NULL. */
+static const void *find_kind(const struct directory *dir, const char *address,
+			     enum dir_entry_kind kind)
+{
+	const struct dir_entry *e = NULL;
+	const struct dir_domain *d;
+	const char *reason;
+	char *full, *key;
+
+	if (address == NULL || address[0] == '\0' || strlen(address) > DIRECTORY_MAX_ADDRESS)
+		return NULL;
+	if (strchr(address, '@') != NULL) {
+		full = xstrdup(address);
+	} else {
+		if (dir->primary == NULL)
+			return NULL;
+		full = xasprintf("%s@%s", address, dir->primary->name);
 	}
-	return NULL;
+	if (dir_canonical(dir, full, &key, &d, &reason) == 1)
+		e = dir_find_entry(dir, key);
+	free(key);
+	free(full);
+	return e != NULL && e->kind == kind ? e->object : NULL;
 }
 
 const struct dir_user *directory_find_user(const struct directory *dir, const char *login)
 {
-	const struct dir_user *u;
-	char *key;
-
-	if (login == NULL || login[0] == '\0' || strlen(login) > DIRECTORY_MAX_USER_NAME + 1 + 253)
-		return NULL;
-	if (strchr(login, '@') != NULL) {
-		key = lower_dup(login);
-	} else {
-		if (dir->primary == NULL)
-			return NULL;
-		key = make_address(login, dir->primary->name);
-	}
-	u = find_address(dir, key);
-	free(key);
-	return u;
+	return find_kind(dir, login, DIR_ENTRY_USER);
 }
 
-/* ---- parsing ------------------------------------------------------------ */
-
-struct parse {
-	const char *path;
-	cfg_warning_fn *warn;
-	void *warn_context;
-	char *error;
-};
-
-static int fail(struct parse *p, long line, const char *fmt, ...) PETREL_PRINTF(3, 4);
-static int fail(struct parse *p, long line, const char *fmt, ...)
+const struct dir_alias *directory_find_alias(const struct directory *dir, const char *address)
 {
-	va_list ap;
-	char *msg;
-
-	if (p->error != NULL)
-		return -1;
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		panic("directory: out of memory");
-	va_end(ap);
-	p->error = cfg_errorf(p->path, line, "%s", msg);
-	free(msg);
-	return -1;
+	return find_kind(dir, address, DIR_ENTRY_ALIAS);
 }
 
-static char *get_attr(const xmlNode *node, const char *name)
+const struct dir_group *directory_find_group(const struct directory *dir, const char *address)
 {
-	xmlChar *v = xmlGetNoNsProp(node, (const xmlChar *)name);
-	char *copy;
-
-	if (v == NULL)
-		return NULL;
-	copy = xstrdup(str_trim((char *)v));
-	xmlFree(v);
-	return copy;
+	return find_kind(dir, address, DIR_ENTRY_GROUP);
 }
 
-static bool has_control_chars(const char *s)
+const struct dir_list *directory_find_list(const struct directory *dir, const char *address)
 {
-	for (; *s != '\0'; s++) {
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	}
-	return false;
+	return find_kind(dir, address, DIR_ENTRY_LIST);
 }
 
-static void warn_text(struct parse *p, const xmlNode *c)
+const struct dir_secret *directory_user_secret(const struct dir_user *user, const char *mechanism)
 {
-	if (c->type != XML_TEXT_NODE || c->content == NULL)
-		return;
-	for (const xmlChar *s = c->content; *s != '\0'; s++) {
-		if (!isspace(*s)) {
-			char *esc = str_escape((const char *)c->parent->name, ESC_MAX);
-			long line = cfg_xml_line(c);
-
-			/* libxml2 numbers a text node by the line where it ends. */
-			for (const xmlChar *q = s; *q != '\0'; q++) {
-				if (*q == '\n' && line > 1)
-					line--;
-			}
-			cfg_warnf(p->warn, p->warn_context, p->path, line,
-				  "unexpected text inside <%s> (ignored)", esc);
-			free(esc);
-			return;
-		}
+	for (size_t i = 0; i < user->secret_count; i++) {
+		if (strcasecmp(user->secrets[i].mechanism, mechanism) == 0)
+			return &user->secrets[i];
 	}
-}
-
-static int parse_bool_elem(struct parse *p, struct dir_user *u, const xmlNode *c, bool *val,
-			   long *seen)
-{
-	char *text, *esc;
-	long line = cfg_xml_line(c);
-
-	if (*seen != 0)
-		return fail(p, line, "user %s: <%s> given twice (first at line %ld)", u->name,
-			    (const char *)c->name, *seen);
-	*seen = line > 0 ? line : -1;
-	cfg_xml_check_attrs(p->path, c, NULL, p->warn, p->warn_context);
-	text = cfg_xml_text(p->path, c, p->warn, p->warn_context);
-	if (str_to_bool(text, val) < 0) {
-		esc = str_escape(text, ESC_MAX);
-		fail(p, line, "user %s: <%s> '%s' is not yes or no", u->name, (const char *)c->name, esc);
-		free(esc);
-		free(text);
-		return -1;
-	}
-	free(text);
-	return 0;
-}
-
-static int parse_quota(struct parse *p, struct dir_user *u, const xmlNode *c)
-{
-	static const char *const attrs[] = { "storage", "messages", NULL };
-	long line = cfg_xml_line(c);
-	char *storage = get_attr(c, "storage"), *messages = get_attr(c, "messages"), *reason;
-	int64_t v;
-	int ret = 0;
-
-	cfg_xml_check_attrs(p->path, c, attrs, p->warn, p->warn_context);
-	if (storage != NULL) {
-		if (cfg_parse_scalar(SETTING_SIZE, storage, 0, INT64_MAX, &v, &reason) < 0) {
-			ret = fail(p, line, "user %s: quota storage: %s", u->name, reason);
-			free(reason);
-			goto out;
-		}
-		u->quota_storage = (uint64_t)v;
-	}
-	if (messages != NULL) {
-		if (cfg_parse_scalar(SETTING_INT, messages, 0, INT64_MAX, &v, &reason) < 0) {
-			ret = fail(p, line, "user %s: quota messages: %s", u->name, reason);
-			free(reason);
-			goto out;
-		}
-		u->quota_messages = (uint64_t)v;
-	}
-out:
-	free(storage);
-	free(messages);
-	return ret;
-}
-
-static int parse_password(struct parse *p, struct dir_user *u, const xmlNode *c)
-{
-	static const char *const attrs[] = { "scheme", NULL };
-	long line = cfg_xml_line(c);
-	char *scheme = get_attr(c, "scheme");
-	char *hash;
-	const char *reason;
-	bool legacy;
-
-	cfg_xml_check_attrs(p->path, c, attrs, p->warn, p->warn_context);
-	hash = cfg_xml_text(p->path, c, p->warn, p->warn_context);
-	if (scheme == NULL)
-		scheme = xstrdup("crypt");
-	if (!check_scheme(scheme, hash, &legacy, &reason)) {
-		free(scheme);
-		free(hash);
-		return fail(p, line, "user %s: %s", u->name, reason);
-	}
-	if (legacy)
-		cfg_warnf(p->warn, p->warn_context, p->path, line,
-			  "user %s: password hash uses a weak, legacy method; set a new password",
-			  u->name);
-	u->password_scheme = scheme;
-	u->password_hash = hash;
-	return 0;
-}
-
-static int parse_user(struct parse *p, struct dir_domain *d, const xmlNode *node)
-{
-	static const char *const attrs[] = { "name", NULL };
-	long line = cfg_xml_line(node);
-	long seen_full = 0, seen_pw = 0, seen_admin = 0, seen_enabled = 0, seen_quota = 0;
-	struct dir_user *u;
-	const char *reason;
-	char *name = get_attr(node, "name");
-
-	cfg_xml_check_attrs(p->path, node, attrs, p->warn, p->warn_context);
-	if (name == NULL)
-		return fail(p, line, "<user> without a name attribute");
-	if (!directory_valid_user_name(name, &reason)) {
-		char *esc = str_escape(name, ESC_MAX);
-
-		fail(p, line, "invalid user name '%s': %s", esc, reason);
-		free(esc);
-		free(name);
-		return -1;
-	}
-	u = xcalloc(1, sizeof(*u));
-	u->name = name;
-	u->address = make_address(name, d->name);
-	u->full_name = xstrdup("");
-	u->enabled = true;
-	u->line = line;
-	domain_add_user(d, u);
-	for (const xmlNode *c = node->children; c != NULL; c = c->next) {
-		const char *cn = (const char *)c->name;
-		long cline = cfg_xml_line(c);
-
-		warn_text(p, c);
-		if (c->type != XML_ELEMENT_NODE)
-			continue;
-		if (strcmp(cn, "full-name") == 0) {
-			if (seen_full != 0)
-				return fail(p, cline, "user %s: <full-name> given twice (first at line %ld)",
-					    u->name, seen_full);
-			seen_full = cline > 0 ? cline : -1;
-			cfg_xml_check_attrs(p->path, c, NULL, p->warn, p->warn_context);
-			free(u->full_name);
-			u->full_name = cfg_xml_text(p->path, c, p->warn, p->warn_context);
-			if (strlen(u->full_name) > DIRECTORY_MAX_FULL_NAME)
-				return fail(p, cline, "user %s: full name longer than %d bytes", u->name,
-					    DIRECTORY_MAX_FULL_NAME);
-			if (has_control_chars(u->full_name))
-				return fail(p, cline, "user %s: full name contains control characters",
-					    u->name);
-		} else if (strcmp(cn, "password") == 0) {
-			if (seen_pw != 0)
-				return fail(p, cline, "user %s: <password> given twice (first at line %ld)",
-					    u->name, seen_pw);
-			seen_pw = cline > 0 ? cline : -1;
-			if (parse_password(p, u, c) < 0)
-				return -1;
-		} else if (strcmp(cn, "admin") == 0) {
-			if (parse_bool_elem(p, u, c, &u->admin, &seen_admin) < 0)
-				return -1;
-		} else if (strcmp(cn, "enabled") == 0) {
-			if (parse_bool_elem(p, u, c, &u->enabled, &seen_enabled) < 0)
-				return -1;
-		} else if (strcmp(cn, "quota") == 0) {
-			if (seen_quota != 0)
-				return fail(p, cline, "user %s: <quota> given twice (first at line %ld)",
-					    u->name, seen_quota);
-			seen_quota = cline > 0 ? cline : -1;
-			if (parse_quota(p, u, c) < 0)
-				return -1;
-		} else {
-			cfg_xml_warn_unknown(p->path, c, p->warn, p->warn_context);
-		}
-	}
-	return 0;
-}
-
-static int parse_domain(struct parse *p, struct directory *dir, const xmlNode *node)
-{
-	static const char *const attrs[] = { "name", "primary", NULL };
-	long line = cfg_xml_line(node);
-	char *name = get_attr(node, "name"), *primary = get_attr(node, "primary");
-	const struct dir_domain *other;
-	struct dir_domain *d;
-	bool is_primary = false;
-	int ret = -1;
-
-	cfg_xml_check_attrs(p->path, node, attrs, p->warn, p->warn_context);
-	if (name == NULL) {
-		fail(p, line, "<domain> without a name attribute");
-		goto out;
-	}
-	if (!directory_valid_domain_name(name)) {
-		char *esc = str_escape(name, ESC_MAX);
-
-		fail(p, line, "invalid domain name '%s'", esc);
-		free(esc);
-		goto out;
-	}
-	other = directory_find_domain(dir, name);
-	if (other != NULL) {
-		fail(p, line, "domain %s given twice (first at line %ld)", name, other->line);
-		goto out;
-	}
-	if (primary != NULL && str_to_bool(primary, &is_primary) < 0) {
-		char *esc = str_escape(primary, ESC_MAX);
-
-		fail(p, line, "domain %s: primary '%s' is not yes or no", name, esc);
-		free(esc);
-		goto out;
-	}
-	if (is_primary) {
-		for (size_t i = 0; i < dir->domain_count; i++) {
-			if (dir->domains[i]->primary) {
-				fail(p, line, "domain %s is primary, but so is %s (line %ld): exactly one "
-				     "domain is primary", name, dir->domains[i]->name,
-				     dir->domains[i]->line);
-				goto out;
-			}
-		}
-	}
-	d = xcalloc(1, sizeof(*d));
-	d->name = name;
-	d->primary = is_primary;
-	d->line = line;
-	name = NULL;
-	dir_add_domain(dir, d);
-	for (const xmlNode *c = node->children; c != NULL; c = c->next) {
-		warn_text(p, c);
-		if (c->type != XML_ELEMENT_NODE)
-			continue;
-		if (strcmp((const char *)c->name, "user") != 0) {
-			cfg_xml_warn_unknown(p->path, c, p->warn, p->warn_context);
-			continue;
-		}
-		if (parse_user(p, d, c) < 0)
-			goto out;
-	}
-	ret = 0;
-out:
-	free(name);
-	free(primary);
-	return ret;
-}
-
-/* Checks what holds across the whole directory; sets the index. */
-static int check_directory(struct parse *p, struct directory *dir)
-{
-	const struct dir_user *dup[2];
-
-	if (dir->domain_count > 0) {
-		bool any = false;
-
-		for (size_t i = 0; i < dir->domain_count; i++)
-			any |= dir->domains[i]->primary;
-		if (!any)
-			return fail(p, dir->domains[0]->line,
-				    "no primary domain: mark exactly one <domain primary=\"yes\">");
-	}
-	if (!build_index(dir, dup))
-		return fail(p, dup[1]->line, "user %s given twice in domain %s (first at line %ld)",
-			    dup[1]->name, dup[1]->domain->name, dup[0]->line);
-	return 0;
-}
-
-int directory_parse(const char *path, const char *data, size_t len, cfg_warning_fn *warn,
-		    void *warn_context, struct directory **dir_r, char **error_r)
-{
-	struct parse p = { .path = path, .warn = warn, .warn_context = warn_context };
-	struct directory *dir;
-	xmlDocPtr doc;
-	const xmlNode *root;
-
-	*dir_r = NULL;
-	if (cfg_xml_read(path, data, len, "users", warn, warn_context, &doc, error_r) < 0)
-		return -1;
-	dir = directory_new_empty();
-	dir->path = xstrdup(path);
-	root = xmlDocGetRootElement(doc);
-	cfg_xml_check_attrs(path, root, NULL, warn, warn_context);
-	for (const xmlNode *c = root->children; c != NULL; c = c->next) {
-		warn_text(&p, c);
-		if (c->type != XML_ELEMENT_NODE)
-			continue;
-		if (strcmp((const char *)c->name, "domain") != 0) {
-			cfg_xml_warn_unknown(path, c, warn, warn_context);
-			continue;
-		}
-		if (parse_domain(&p, dir, c) < 0)
-			goto fail;
-	}
-	if (check_directory(&p, dir) < 0)
-		goto fail;
-	xmlFreeDoc(doc);
-	*dir_r = dir;
-	return 0;
-fail:
-	xmlFreeDoc(doc);
-	directory_unref(&dir);
-	*error_r = p.error;
-	return -1;
-}
-
-int directory_load(const char *config_dir, cfg_warning_fn *warn, void *warn_context,
-		   struct directory **dir_r, char **error_r)
-{
-	char *dir, *path, *data;
-	size_t len;
-	int ret;
-
-	*dir_r = NULL;
-	/* Absolute, as cfg_load does, so that messages name the real file. */
-	dir = realpath(config_dir, NULL);
-	if (dir == NULL) {
-		*error_r = xasprintf("%s: cannot open config directory: %s", config_dir, strerror(errno));
-		return -1;
-	}
-	path = strcmp(dir, "/") == 0 ? xasprintf("/%s", CFG_USERS) : xasprintf("%s/%s", dir, CFG_USERS);
-	free(dir);
-	if (fileio_read_all(path, CFG_MAX_FILE_SIZE, &data, &len) < 0) {
-		*error_r = errno == EFBIG
-			? xasprintf("%s: file larger than %u bytes", path, CFG_MAX_FILE_SIZE)
-			: xasprintf("%s: cannot read: %s", path, strerror(errno));
-		free(path);
-		return -1;
-	}
-	ret = directory_parse(path, data, len, warn, warn_context, dir_r, error_r);
-	explicit_bzero(data, len);  /* hashes: no copies left lying around */
-	free(data);
-	free(path);
-	return ret;
-}
-
-/* ---- writing ------------------------------------------------------------ */
-
-char *directory_format(const struct directory *dir)
-{
-	struct buf b;
-	int ret = 0;
-
-	buf_init(&b, FORMAT_MAX);
-	ret |= buf_append_str(&b,
-		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		"<!--\n"
-		"  users.cfg: the domains and users of the Petrel mail server\n"
-		"  (see docs/configuration.md).  Passwords are stored as hashes only:\n"
-		"  set them with \"petrelctl user passwd\".  After a hand edit run\n"
-		"  \"petrelctl reload\"; an invalid file is refused and the running\n"
-		"  directory stays.\n"
-		"-->\n"
-		"<users>\n");
-	for (size_t i = 0; i < dir->domain_count && ret == 0; i++) {
-		const struct dir_domain *d = dir->domains[i];
-
-		ret |= buf_append_str(&b, "  <domain name=\"");
-		ret |= cfg_xml_escape_append(&b, d->name);
-		ret |= buf_printf(&b, "\" primary=\"%s\">\n", d->primary ? "yes" : "no");
-		for (size_t j = 0; j < d->user_count && ret == 0; j++) {
-			const struct dir_user *u = d->users[j];
-
-			ret |= buf_append_str(&b, "    <user name=\"");
-			ret |= cfg_xml_escape_append(&b, u->name);
-			ret |= buf_append_str(&b, "\">\n");
-			if (u->full_name[0] != '\0') {
-				ret |= buf_append_str(&b, "      <full-name>");
-				ret |= cfg_xml_escape_append(&b, u->full_name);
-				ret |= buf_append_str(&b, "</full-name>\n");
-			}
-			if (u->password_hash != NULL) {
-				ret |= buf_append_str(&b, "      <password scheme=\"");
-				ret |= cfg_xml_escape_append(&b, u->password_scheme);
-				ret |= buf_append_str(&b, "\">");
-				ret |= cfg_xml_escape_append(&b, u->password_hash);
-				ret |= buf_append_str(&b, "</password>\n");
-			}
-			ret |= buf_printf(&b, "      <admin>%s</admin>\n", u->admin ? "yes" : "no");
-			ret |= buf_printf(&b, "      <enabled>%s</enabled>\n", u->enabled ? "yes" : "no");
-			ret |= buf_append_str(&b, "      <quota storage=\"");
-			ret |= cfg_format_scalar(SETTING_SIZE, (int64_t)u->quota_storage, &b);
-			ret |= buf_printf(&b, "\" messages=\"%llu\"/>\n",
-					  (unsigned long long)u->quota_messages);
-			ret |= buf_append_str(&b, "    </user>\n");
-		}
-		ret |= buf_append_str(&b, "  </domain>\n");
-	}
-	ret |= buf_append_str(&b, "</users>\n");
-	if (ret != 0)
-		panic("directory_format: larger than %zu bytes", FORMAT_MAX);
-	return buf_steal(&b);
-}
-
-int directory_save(const struct directory *dir, const char *path, char **error_r)
-{
-	char *text = directory_format(dir), *again = NULL, *error = NULL;
-	struct directory *check = NULL;
-	const char *werr;
-	int ret = -1;
-
-	/* What we write must load, and load as the same directory. */
-	if (directory_parse(path, text, strlen(text), NULL, NULL, &check, &error) < 0) {
-		*error_r = xasprintf("refusing to write an invalid directory: %s", error);
-		free(error);
-		goto out;
-	}
-	again = directory_format(check);
-	if (strcmp(text, again) != 0) {
-		*error_r = xasprintf("%s: refusing to write: the file would not load back the same",
-				     path);
-		goto out;
-	}
-	if (fileio_write_atomic(path, text, strlen(text), DIRECTORY_FILE_MODE, &werr) < 0) {
-		*error_r = xasprintf("%s: %s", path, werr);
-		goto out;
-	}
-	ret = 0;
-out:
-	directory_unref(&check);
-	free(again);
-	explicit_bzero(text, strlen(text));
-	free(text);
-	return ret;
-}
-
-/* ---- mutators ----------------------------------------------------------- */
-
-static struct dir_user *user_copy(const struct dir_user *u)
-{
-	struct dir_user *c = xcalloc(1, sizeof(*c));
-
-	c->name = xstrdup(u->name);
-	c->address = xstrdup(u->address);
-	c->full_name = xstrdup(u->full_name);
-	c->password_scheme = u->password_scheme != NULL ? xstrdup(u->password_scheme) : NULL;
-	c->password_hash = u->password_hash != NULL ? xstrdup(u->password_hash) : NULL;
-	c->enabled = u->enabled;
-	c->admin = u->admin;
-	c->quota_storage = u->quota_storage;
-	c->quota_messages = u->quota_messages;
-	c->line = u->line;
-	return c;
-}
-
-/* A deep copy with refcount 1, optionally leaving out one domain or user. */
-static struct directory *dir_copy(const struct directory *dir, const struct dir_domain *skip_domain,
-				  const struct dir_user *skip_user)
-{
-	struct directory *c = directory_new_empty();
-	const struct dir_user *dup[2];
-
-	c->path = dir->path != NULL ? xstrdup(dir->path) : NULL;
-	for (size_t i = 0; i < dir->domain_count; i++) {
-		const struct dir_domain *d = dir->domains[i];
-		struct dir_domain *nd;
-
-		if (d == skip_domain)
-			continue;
-		nd = xcalloc(1, sizeof(*nd));
-		nd->name = xstrdup(d->name);
-		nd->primary = d->primary;
-		nd->line = d->line;
-		for (size_t j = 0; j < d->user_count; j++) {
-			if (d->users[j] != skip_user)
-				domain_add_user(nd, user_copy(d->users[j]));
-		}
-		dir_add_domain(c, nd);
-	}
-	if (!build_index(c, dup))
-		panic("directory: duplicate user in a valid snapshot");
-	return c;
-}
-
-static struct dir_domain *copy_domain_of(struct directory *c, const struct dir_domain *d)
-{
-	for (size_t i = 0; i < c->domain_count; i++) {
-		if (strcmp(c->domains[i]->name, d->name) == 0)
-			return c->domains[i];
-	}
-	panic("directory: domain lost in copy");
-}
-
-int directory_add_domain(const struct directory *dir, const char *name, bool primary,
-			 struct directory **dir_r, char **error_r)
-{
-	struct directory *c;
-	struct dir_domain *d;
-	const struct dir_user *dup[2];
-
-	*dir_r = NULL;
-	if (!directory_valid_domain_name(name)) {
-		char *esc = str_escape(name, ESC_MAX);
-
-		*error_r = xasprintf("invalid domain name '%s'", esc);
-		free(esc);
-		return -1;
-	}
-	if (directory_find_domain(dir, name) != NULL) {
-		*error_r = xasprintf("domain %s already exists", name);
-		return -1;
-	}
-	if (primary && dir->primary != NULL) {
-		*error_r = xasprintf("%s is already the primary domain", dir->primary->name);
-		return -1;
-	}
-	c = dir_copy(dir, NULL, NULL);
-	d = xcalloc(1, sizeof(*d));
-	d->name = xstrdup(name);
-	d->primary = primary || dir->domain_count == 0;
-	dir_add_domain(c, d);
-	if (!build_index(c, dup))
-		panic("directory_add_domain: duplicate user");
-	*dir_r = c;
-	return 0;
-}
-
-int directory_remove_domain(const struct directory *dir, const char *name,
-			    struct directory **dir_r, char **error_r)
-{
-	const struct dir_domain *d = directory_find_domain(dir, name);
-
-	*dir_r = NULL;
-	if (d == NULL) {
-		char *esc = str_escape(name, ESC_MAX);
-
-		*error_r = xasprintf("no domain %s", esc);
-		free(esc);
-		return -1;
-	}
-	if (d->user_count > 0) {
-		*error_r = xasprintf("domain %s still has %zu user%s; remove them first", d->name,
-				     d->user_count, d->user_count == 1 ? "" : "s");
-		return -1;
-	}
-	if (d->primary && dir->domain_count > 1) {
-		*error_r = xasprintf("%s is the primary domain; it can only be removed last", d->name);
-		return -1;
-	}
-	*dir_r = dir_copy(dir, d, NULL);
-	return 0;
-}
-
-int directory_add_user(const struct directory *dir, const struct dir_user_spec *spec,
-		       struct directory **dir_r, char **error_r)
-{
-	const struct dir_domain *d;
-	struct directory *c;
-	struct dir_user *u;
-	const struct dir_user *dup[2];
-	const char *reason;
-	char *hash = NULL, *address;
-	bool legacy;
-
-	*dir_r = NULL;
-	d = spec->domain != NULL ? directory_find_domain(dir, spec->domain) : dir->primary;
-	if (d == NULL) {
-		char *esc = str_escape(spec->domain != NULL ? spec->domain : "", ESC_MAX);
-
-		*error_r = spec->domain != NULL ? xasprintf("no domain %s", esc)
-			: xstrdup("no domain yet: add one first");
-		free(esc);
-		return -1;
-	}
-	if (spec->name == NULL || !directory_valid_user_name(spec->name, &reason)) {
-		char *esc = str_escape(spec->name != NULL ? spec->name : "", ESC_MAX);
-
-		*error_r = xasprintf("invalid user name '%s': %s", esc,
-				     spec->name != NULL ? reason : "empty");
-		free(esc);
-		return -1;
-	}
-	address = make_address(spec->name, d->name);
-	if (find_address(dir, address) != NULL) {
-		*error_r = xasprintf("user %s already exists", address);
-		free(address);
-		return -1;
-	}
-	if (spec->full_name != NULL &&
-	    (strlen(spec->full_name) > DIRECTORY_MAX_FULL_NAME || has_control_chars(spec->full_name) ||
-	     spec->full_name[0] == ' ' ||
-	     (spec->full_name[0] != '\0' && spec->full_name[strlen(spec->full_name) - 1] == ' '))) {
-		*error_r = xasprintf("invalid full name: control characters, leading or trailing "
-				     "spaces, or longer than %d bytes", DIRECTORY_MAX_FULL_NAME);
-		free(address);
-		return -1;
-	}
-	if (spec->quota_storage > INT64_MAX || spec->quota_messages > INT64_MAX) {
-		*error_r = xstrdup("quota too large");
-		free(address);
-		return -1;
-	}
-	if (spec->password != NULL && spec->password_hash != NULL) {
-		*error_r = xstrdup("give a password or a password hash, not both");
-		free(address);
-		return -1;
-	}
-	if (spec->password != NULL && directory_hash_password(spec->password, &hash, error_r) < 0) {
-		free(address);
-		return -1;
-	}
-	if (spec->password_hash != NULL) {
-		if (!check_scheme(strncmp(spec->password_hash, "$y$", 3) == 0 ? "yescrypt" : "crypt",
-				  spec->password_hash, &legacy, &reason)) {
-			*error_r = xstrdup(reason);
-			free(address);
-			return -1;
-		}
-		hash = xstrdup(spec->password_hash);
-	}
-	c = dir_copy(dir, NULL, NULL);
-	u = xcalloc(1, sizeof(*u));
-	u->name = xstrdup(spec->name);
-	u->address = address;
-	u->full_name = xstrdup(spec->full_name != NULL ? spec->full_name : "");
-	if (hash != NULL) {
-		u->password_scheme = xstrdup(strncmp(hash, "$y$", 3) == 0 ? "yescrypt" : "crypt");
-		u->password_hash = hash;
-	}
-	u->enabled = !spec->disabled;
-	u->admin = spec->admin;
-	u->quota_storage = spec->quota_storage;
-	u->quota_messages = spec->quota_messages;
-	domain_add_user(copy_domain_of(c, d), u);
-	if (!build_index(c, dup))
-		panic("directory_add_user: duplicate user after the check");
-	*dir_r = c;
-	return 0;
-}
-
-int directory_remove_user(const struct directory *dir, const char *login,
-			  struct directory **dir_r, char **error_r)
-{
-	const struct dir_user *u = directory_find_user(dir, login);
-
-	*dir_r = NULL;
-	if (u == NULL) {
-		char *esc = str_escape(login, ESC_MAX);
-
-		*error_r = xasprintf("no user %s", esc);
-		free(esc);
-		return -1;
-	}
-	*dir_r = dir_copy(dir, NULL, u);
-	return 0;
-}
-
-int directory_set_password(const struct directory *dir, const char *login,
-			   const char *password, struct directory **dir_r, char **error_r)
-{
-	const struct dir_user *u = directory_find_user(dir, login);
-	struct directory *c;
-	struct dir_user *cu;
-	char *hash;
-
-	*dir_r = NULL;
-	if (u == NULL) {
-		char *esc = str_escape(login, ESC_MAX);
-
-		*error_r = xasprintf("no user %s", esc);
-		free(esc);
-		return -1;
-	}
-	if (directory_hash_password(password, &hash, error_r) < 0)
-		return -1;
-	c = dir_copy(dir, NULL, NULL);
-	/* c is ours and not yet published: editing it in place is fine. */
-	cu = (struct dir_user *)find_address(c, u->address);
-	free(cu->password_scheme);
-	free(cu->password_hash);
-	cu->password_scheme = xstrdup("yescrypt");
-	cu->password_hash = hash;
-	*dir_r = c;
-	return 0;
-}
-
-int directory_write_new(const char *path, const char *domain, const char *admin_name,
-			const char *admin_password, char **error_r)
-{
-	struct directory *empty = directory_new_empty(), *with_domain = NULL, *full = NULL;
-	struct dir_user_spec spec = {
-		.domain = domain, .name = admin_name, .full_name = "Administrator",
-		.password = admin_password, .admin = true,
-	};
-	int ret = -1;
-
-	if (directory_add_domain(empty, domain, true, &with_domain, error_r) < 0)
-		goto out;
-	if (directory_add_user(with_domain, &spec, &full, error_r) < 0)
-		goto out;
-	ret = directory_save(full, path, error_r);
-out:
-	directory_unref(&empty);
-	directory_unref(&with_domain);
-	directory_unref(&full);
-	return ret;
+	return NULL;
 }

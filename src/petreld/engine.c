@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "admin/admin.h"
+#include "auth/auth.h"
 #include "core/cfg.h"
 #include "core/control.h"
 #include "core/evloop.h"
@@ -35,6 +36,8 @@
 #include "core/tls.h"
 #include "directory/directory.h"
 #include "petreld/services.h"
+#include "queue/queue.h"
+#include "store/store.h"
 
 #define PETREL_VERSION "0.1.0"
 
@@ -45,6 +48,8 @@ struct engine {
 	struct worker_pool *workers;
 	struct net *net;
 	struct control *control;
+	struct store *store;          /* for local delivery (the queue) */
+	struct queue *queue;
 	struct event *sig_hup, *sig_term, *sig_int, *shutdown_timer;
 	char *pid_path;
 	char *store_dir;
@@ -252,6 +257,10 @@ static const char *restart_only_change(const struct cfg *old, const struct cfg *
 		return "server/worker-threads";
 	if (strcmp(old->s.control_socket, cur->s.control_socket) != 0)
 		return "control/socket";
+	if (old->s.store_max_message_size != cur->s.store_max_message_size ||
+	    old->s.store_max_indexed_text != cur->s.store_max_indexed_text ||
+	    old->s.store_check_on_open != cur->s.store_check_on_open)
+		return "store/*";
 	return NULL;
 }
 
@@ -292,6 +301,8 @@ static int engine_reload(void *context, char **error_r, char **warnings_r)
 	log_reconfigure(&lc);
 	if (e->control != NULL)
 		control_set_max_request(e->control, (size_t)cfg->s.control_max_request);
+	if (e->queue != NULL)
+		queue_reconfigure(e->queue, cfg);
 	net_reconfigure(e->net, cfg, &net_warnings);
 	if (net_warnings != NULL) {
 		char *all = *warnings_r == NULL ? net_warnings
@@ -357,24 +368,6 @@ static void engine_stop(void *context)
 
 /* ---- status ---- */
 
-static unsigned count_queue(const char *store)
-{
-	char *path = xasprintf("%s/queue", store);
-	DIR *d = opendir(path);
-	struct dirent *de;
-	unsigned n = 0;
-
-	free(path);
-	if (d == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL) {
-		if (str_has_suffix(de->d_name, ".env"))
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 static void engine_status(void *context, json_t *obj)
 {
 	struct engine *e = context;
@@ -385,7 +378,8 @@ static void engine_status(void *context, json_t *obj)
 	json_object_set_new(obj, "hostname", json_string(cfg->s.server_hostname));
 	json_object_set_new(obj, "uptime", json_integer(time(NULL) - e->started));
 	json_object_set_new(obj, "connections", json_integer(net_connection_count(e->net)));
-	json_object_set_new(obj, "queue", json_integer(count_queue(e->store_dir)));
+	json_object_set_new(obj, "queue",
+			    json_integer(e->queue != NULL ? (json_int_t)queue_count(e->queue) : 0));
 	json_object_set_new(obj, "workers_busy", json_integer((json_int_t)worker_pool_pending(e->workers)));
 	json_object_set_new(obj, "services", net_status_json(e->net, cfg));
 	cfg_unref(&cfg);
@@ -399,6 +393,7 @@ static json_t *engine_control_dispatch(json_t *request, void *context)
 		.status = engine_status,
 		.reload = engine_reload,
 		.stop = engine_stop,
+		.store = &e->store,
 	};
 
 	return admin_dispatch(request, &ops);
@@ -501,7 +496,8 @@ static int engine_start(struct engine *e, char **error_r)
 	e->net = net_new(e->main_base, NULL);
 	services_register(e->net, e->main_base, &e->workers,
 			  &(const struct admin_engine){ .context = e, .status = engine_status,
-							.reload = engine_reload, .stop = engine_stop });
+							.reload = engine_reload, .stop = engine_stop,
+							.store = &e->store });
 	if (engine_needs_tls(cfg, e->net) && engine_load_tls(cfg, &tls, error_r) < 0)
 		goto out;
 	cfg_set_current(cfg_ref(cfg));
@@ -533,6 +529,30 @@ static int engine_start(struct engine *e, char **error_r)
 	net_set_loops(e->net, e->loops);
 	e->workers = worker_pool_new((unsigned)cfg->s.server_worker_threads,
 				     (size_t)cfg->s.server_worker_queue);
+
+	/* The store and the queue after the privilege drop (their files
+	 * belong to the service user); the spool is picked up as the last
+	 * run left it, and delivery starts before the first connection. */
+	{
+		struct store_settings ss;
+		struct queue_params qp = { .store_dir = e->store_dir, .cfg = cfg };
+		const char *serr = NULL;
+
+		store_settings_default(&ss, e->store_dir);
+		ss.max_message_size = (uint64_t)cfg->s.store_max_message_size;
+		ss.mime.max_text = (size_t)cfg->s.store_max_indexed_text;
+		ss.check_on_open = cfg->s.store_check_on_open;
+		if (store_new(&ss, &e->store, &serr) < 0) {
+			*error_r = xasprintf("cannot open the message store: %s", serr);
+			goto out;
+		}
+		qp.store = e->store;
+		services_set_store(e->store);
+		if (queue_new(&qp, &e->queue, error_r) < 0)
+			goto out;
+		queue_set_current(e->queue);
+		queue_start(e->queue);
+	}
 
 	e->sig_hup = evsignal_new(e->main_base, SIGHUP, engine_signal_cb, e);
 	e->sig_term = evsignal_new(e->main_base, SIGTERM, engine_signal_cb, e);
@@ -572,6 +592,12 @@ static void engine_cleanup(struct engine *e)
 		net_stop_accepting(e->net);
 	/* Workers first: their completions need the loops still running. */
 	worker_pool_free(&e->workers);
+	/* Then the queue (its delivery threads finish or time out), after
+	 * the front ends that commit into it. */
+	queue_set_current(NULL);
+	queue_free(&e->queue);
+	services_set_store(NULL);
+	store_free(&e->store);
 	evloop_pool_free(&e->loops);
 	net_free(&e->net);
 	if (e->pid_path != NULL) {
@@ -602,6 +628,7 @@ int engine_run(const struct engine_options *options)
 	memset(&e, 0, sizeof(e));
 	e.options = options;
 	signal(SIGPIPE, SIG_IGN);
+	directory_set_secrets_hook(auth_derive_secrets);
 	if (engine_start(&e, &error) < 0) {
 		log_error("engine", "cannot start: %s", error);
 		options->ready(error, options->ready_context);

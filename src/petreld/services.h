@@ -19,4 +19,10 @@
 void services_register(struct net *net, struct event_base *main_base,
 		       struct worker_pool *const *workers, const struct admin_engine *engine);
 
+struct store;
+/* Gives the front ends that read mail (IMAP, POP3) the engine's message
+ * store once it is open (after the privilege drop, before the first
+ * connection), and NULL before it is freed. */
+void services_set_store(struct store *store);
+
 #endif

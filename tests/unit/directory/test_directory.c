@@ -426,7 +426,7 @@ static void test_warnings(void **state)
 		"<users>\n"
 		"  <group name=\"staff\"/>\n"
 		"  <domain name=\"example.com\" primary=\"yes\" colour=\"red\">\n"
-		"    <alias name=\"postmaster\"/>\n"
+		"    <mailbox name=\"postmaster\"/>\n"
 		"    <user name=\"j\" uid=\"5\">\n"
 		"      <shell>/bin/sh</shell> stray\n"
 		"      <quota storage=\"1G\" files=\"3\"/>\n"
@@ -436,7 +436,7 @@ static void test_warnings(void **state)
 	static const char *const expected[] = {
 		"u.cfg:2: unknown element <group> (ignored)",
 		"u.cfg:3: unknown attribute colour on <domain> (ignored)",
-		"u.cfg:4: unknown element <alias> (ignored)",
+		"u.cfg:4: unknown element <mailbox> (ignored)",
 		"u.cfg:5: unknown attribute uid on <user> (ignored)",
 		"u.cfg:6: unknown element <shell> (ignored)",
 		"u.cfg:6: unexpected text inside <user> (ignored)",
@@ -707,8 +707,9 @@ static void test_mutators(void **state)
 	free(error);
 
 	/* removing */
-	assert_int_equal(directory_remove_domain(d5, "other.org", &d6, &error), -1);
-	assert_string_equal(error, "domain other.org still has 1 user; remove them first");
+	assert_int_equal(directory_remove_domain(d5, "other.org", false, &d6, &error), -1);
+	assert_string_equal(error, "domain other.org still has 1 user; remove them first, or force "
+			    "the removal");
 	free(error);
 	assert_int_equal(directory_remove_user(d5, "john@other.org", &d6, &error), 0);
 	assert_null(directory_find_user(d6, "john@other.org"));
@@ -716,9 +717,9 @@ static void test_mutators(void **state)
 	assert_non_null(directory_find_user(d6, "john"));
 	assert_int_equal(directory_remove_user(d6, "john@other.org", &d7, &error), -1);
 	free(error);
-	assert_int_equal(directory_remove_domain(d6, "example.com", &d7, &error), -1);
+	assert_int_equal(directory_remove_domain(d6, "example.com", false, &d7, &error), -1);
 	free(error);
-	assert_int_equal(directory_remove_domain(d6, "other.org", &d7, &error), 0);
+	assert_int_equal(directory_remove_domain(d6, "other.org", false, &d7, &error), 0);
 	assert_int_equal(d7->domain_count, 1);
 	assert_int_equal(d7->user_count, 1);
 
@@ -822,6 +823,13 @@ static void test_docs_example(void **state)
 	assert_true(directory_verify_password(directory_find_user(dir, "admin"), "admin-secret"));
 	assert_string_equal(directory_find_user(dir, "john")->domain->name, "example.com");
 	assert_string_equal(directory_find_user(dir, "john@example.org")->domain->name, "example.org");
+	/* the example shows every element */
+	assert_ptr_equal(directory_find_user(dir, "john@example.net"), directory_find_user(dir, "john"));
+	assert_true(directory_find_user(dir, "john")->autoreply.enabled);
+	assert_non_null(directory_find_alias(dir, "postmaster"));
+	assert_int_equal(directory_find_group(dir, "staff")->members.count, 2);
+	assert_int_equal(directory_find_list(dir, "news")->posting, DIR_LIST_POST_MODERATED);
+	assert_string_equal(directory_find_domain(dir, "example.org")->catch_all, "admin@example.com");
 	directory_unref(&dir);
 	free(text);
 }

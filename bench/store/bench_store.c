@@ -1,0 +1,351 @@
+/*
+ * Message store benchmark (issue 4): not a test, a measurement.
+ *
+ *   bench_store [-n total] [-d durable] [-t threads] [-r recipients] DIR
+ *
+ * Reports, for a store in DIR (created; use a directory on the disk you
+ * care about):
+ *   - the machine's fsync rate (4 KiB write + fsync, same directory);
+ *   - durable delivery rate (fsync on) with 1 and with -t threads on one
+ *     folder (group commit), -d messages each run;
+ *   - bulk delivery of -n messages of 4-50 KiB into one folder;
+ *   - time to open that folder (index check included) and to list every
+ *     UID and flags, re-index (full rebuild) time, index bytes per message;
+ *   - delivery to -r recipients: hard links vs one write per recipient.
+ * Output is "key value unit" lines, easy to diff between runs.
+ *
+ *   bench_store -w OUTDIR -d N
+ *
+ * writes the N messages of the durable run as files, for delivering the
+ * same bytes through another server (run.sh does it with dovecot-lda).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "store/store.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *err)
+{
+	fprintf(stderr, "bench_store: %s: %s\n", what, err);
+	exit(1);
+}
+
+/* A plausible message of about size bytes (headers, text lines). */
+static char *make_message(unsigned seed, size_t size, size_t *len_r)
+{
+	static const char *const words[] = {
+		"delivery", "store", "index", "pelican", "quarterly", "report", "meeting", "invoice",
+		"schedule", "project", "release", "server", "mailbox", "folder", "search", "budget",
+	};
+	struct buf b;
+
+	buf_init(&b, size + 4096);
+	if (buf_printf(&b, "Return-Path: <sender%u@example.org>\r\n"
+		       "Received: from mx.example.org (mx.example.org [192.0.2.1])\r\n\tby mail.example.com with ESMTPS id %08x\r\n"
+		       "From: Sender %u <sender%u@example.org>\r\nTo: user@example.com\r\n"
+		       "Subject: %s %s number %u\r\nDate: Sun, 29 Nov 2026 08:00:00 +0000\r\n"
+		       "Message-ID: <%u.%08x@example.org>\r\nMIME-Version: 1.0\r\n"
+		       "Content-Type: text/plain; charset=utf-8\r\n\r\n",
+		       seed % 97, seed, seed % 97, seed % 97, words[seed % 16], words[(seed / 16) % 16], seed,
+		       seed, seed * 2654435761u) < 0)
+		abort();
+	while (b.len < size) {
+		for (int i = 0; i < 10; i++) {
+			seed = seed * 1103515245u + 12345u;
+			if (buf_append_str(&b, words[(seed >> 16) % 16]) < 0 || buf_append_char(&b, ' ') < 0)
+				abort();
+		}
+		if (buf_append_str(&b, "\r\n") < 0)
+			abort();
+	}
+	*len_r = b.len;
+	return buf_steal(&b);
+}
+
+static double fsync_rate(const char *dir)
+{
+	char *path;
+	char block[4096];
+	int fd, n = 0;
+	double t0 = now();
+
+	if (asprintf(&path, "%s/fsync-probe", dir) < 0)
+		abort();
+	memset(block, 'x', sizeof(block));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		die("fsync probe", strerror(errno));
+	while (now() - t0 < 2.0) {
+		if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fsync(fd) < 0)
+			die("fsync probe", strerror(errno));
+		n++;
+	}
+	close(fd);
+	unlink(path);
+	free(path);
+	return n / (now() - t0);
+}
+
+struct worker {
+	struct store_folder *f;
+	unsigned first, count;
+};
+
+static void *deliver_worker(void *arg)
+{
+	struct worker *w = arg;
+
+	for (unsigned i = 0; i < w->count; i++) {
+		unsigned seed = w->first + i;
+		size_t len;
+		char *msg = make_message(seed, 4096 + (seed * 7919u) % (46 * 1024), &len);
+		struct store_message m = { msg, len, 0, 0 };
+		const char *err;
+
+		if (store_deliver(w->f, &m, 0, NULL, NULL, NULL, &err) != STORE_OK)
+			die("deliver", err);
+		free(msg);
+	}
+	return NULL;
+}
+
+static double deliver_run(struct store_user *u, const char *folder, unsigned total, unsigned threads,
+			  unsigned first)
+{
+	struct store_folder *f;
+	pthread_t th[64];
+	struct worker w[64];
+	const char *err;
+	double t0;
+
+	if (store_folder_open(u, folder, &f, &err) != STORE_OK)
+		die("open", err);
+	t0 = now();
+	for (unsigned i = 0; i < threads; i++) {
+		w[i] = (struct worker){ f, first + i * (total / threads), total / threads };
+		pthread_create(&th[i], NULL, deliver_worker, &w[i]);
+	}
+	for (unsigned i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	t0 = now() - t0;
+	store_folder_close(&f);
+	return (total / threads * threads) / t0;
+}
+
+static struct store *open_store(const char *dir, bool fsync_on, bool hardlinks)
+{
+	struct store_settings set;
+	struct store *s;
+	const char *err;
+
+	store_settings_default(&set, dir);
+	set.fsync = fsync_on;
+	set.hardlinks = hardlinks;
+	if (store_new(&set, &s, &err) < 0)
+		die("store", err);
+	return s;
+}
+
+static double many_rcpts(const char *dir, bool hardlinks, unsigned rcpts, unsigned msgs)
+{
+	struct store *s = open_store(dir, true, hardlinks);
+	struct store_user *users[64];
+	struct store_folder *f[64];
+	struct store_rcpt r[64];
+	const char *err;
+	double t0;
+
+	for (unsigned i = 0; i < rcpts; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "%s%u", hardlinks ? "link" : "copy", i);
+		if (store_user_open(s, "example.com", name, &users[i], &err) != STORE_OK ||
+		    store_folder_open(users[i], "INBOX", &f[i], &err) != STORE_OK)
+			die("user", err);
+	}
+	t0 = now();
+	for (unsigned k = 0; k < msgs; k++) {
+		size_t len;
+		char *msg = make_message(k, 20 * 1024, &len);
+		struct store_message m = { msg, len, 0, 0 };
+
+		memset(r, 0, sizeof(r));
+		for (unsigned i = 0; i < rcpts; i++)
+			r[i].folder = f[i];
+		store_deliver_many(&m, r, rcpts);
+		for (unsigned i = 0; i < rcpts; i++) {
+			if (r[i].status != STORE_OK)
+				die("deliver_many", r[i].error);
+		}
+		free(msg);
+	}
+	t0 = now() - t0;
+	for (unsigned i = 0; i < rcpts; i++) {
+		store_folder_close(&f[i]);
+		store_user_unref(&users[i]);
+	}
+	store_free(&s);
+	return msgs * rcpts / t0;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned total = 100000, durable = 1000, threads = 4, rcpts = 10;
+	struct store *s;
+	struct store_user *u;
+	struct store_folder *f;
+	struct store_page *page;
+	const char *err, *dir;
+	double t0, rate;
+	int opt;
+	uint64_t listed = 0;
+	struct store_mailbox_stats stats;
+
+	const char *write_dir = NULL;
+
+	while ((opt = getopt(argc, argv, "n:d:t:r:w:")) != -1) {
+		switch (opt) {
+		case 'w': write_dir = optarg; break;
+		case 'n': total = (unsigned)atoi(optarg); break;
+		case 'd': durable = (unsigned)atoi(optarg); break;
+		case 't': threads = (unsigned)atoi(optarg); break;
+		case 'r': rcpts = (unsigned)atoi(optarg); break;
+		default:
+			fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n");
+			return 2;
+		}
+	}
+	if (write_dir != NULL) {
+		for (unsigned i = 0; i < durable; i++) {
+			size_t len;
+			char *msg = make_message(i, 4096 + (i * 7919u) % (46 * 1024), &len), path[4096];
+			FILE *fp;
+
+			snprintf(path, sizeof(path), "%s/%06u.eml", write_dir, i);
+			fp = fopen(path, "wb");
+			if (fp == NULL || fwrite(msg, 1, len, fp) != len || fclose(fp) != 0)
+				die(path, strerror(errno));
+			free(msg);
+		}
+		return 0;
+	}
+	if (optind >= argc || threads == 0 || threads > 64 || rcpts == 0 || rcpts > 64) {
+		fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n");
+		return 2;
+	}
+	dir = argv[optind];
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		die(dir, strerror(errno));
+
+	printf("fsync_rate %.0f fsync/s\n", fsync_rate(dir));
+	fflush(stdout);
+
+	s = open_store(dir, true, true);
+	if (store_user_open(s, "example.com", "durable", &u, &err) != STORE_OK)
+		die("user", err);
+	rate = deliver_run(u, "INBOX", durable, 1, 0);
+	printf("deliver_durable_1thread %.0f msg/s\n", rate);
+	rate = deliver_run(u, "INBOX", durable, threads, durable);
+	printf("deliver_durable_%uthreads %.0f msg/s\n", threads, rate);
+	fflush(stdout);
+	store_user_unref(&u);
+	store_free(&s);
+
+	printf("deliver_many_hardlinks_%urcpt %.0f deliveries/s\n", rcpts, many_rcpts(dir, true, rcpts, 100));
+	printf("deliver_many_copies_%urcpt %.0f deliveries/s\n", rcpts, many_rcpts(dir, false, rcpts, 100));
+	fflush(stdout);
+
+	/* The big folder: durable delivery with several threads. */
+	s = open_store(dir, true, true);
+	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
+		die("user", err);
+	t0 = now();
+	rate = deliver_run(u, "INBOX", total, threads, 1000000);
+	printf("deliver_bulk_%u_%uthreads %.0f msg/s (%.1f s)\n", total, threads, rate, now() - t0);
+	fflush(stdout);
+	store_user_unref(&u);
+	store_free(&s);
+
+	/* Open cold (a new store object: index checked) and list. */
+	s = open_store(dir, true, true);
+	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
+		die("user", err);
+	t0 = now();
+	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
+		die("open", err);
+	printf("open_folder_%u %.3f s\n", total, now() - t0);
+	t0 = now();
+	for (uint32_t after = 0;;) {
+		if (store_fetch(f, NULL, 0, 0, after, 1000, &page, &err) != STORE_OK)
+			die("fetch", err);
+		listed += page->count;
+		after = page->last_uid;
+		if (!page->more) {
+			store_page_free(&page);
+			break;
+		}
+		store_page_free(&page);
+	}
+	printf("list_uids_flags_%llu %.3f s\n", (unsigned long long)listed, now() - t0);
+	t0 = now();
+	for (uint32_t after = 0;;) {
+		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE, after, 1000, &page, &err) != STORE_OK)
+			die("fetch", err);
+		after = page->last_uid;
+		if (!page->more) {
+			store_page_free(&page);
+			break;
+		}
+		store_page_free(&page);
+	}
+	printf("list_envelopes %.3f s\n", now() - t0);
+	{
+		struct store_search_key k = { .type = STORE_SK_BODY, .text = "pelican quarterly" };
+		uint32_t *uids;
+		size_t n;
+
+		t0 = now();
+		if (store_search(f, &k, &uids, &n, NULL, &err) != STORE_OK)
+			die("search", err);
+		printf("search_body_fts %.3f s (%zu hits)\n", now() - t0, n);
+		free(uids);
+	}
+	store_folder_close(&f);
+	if (store_mailbox_stats(u, &stats, &err) != STORE_OK)
+		die("stats", err);
+	for (size_t i = 0; i < stats.count; i++) {
+		if (strcmp(stats.folders[i].name, "INBOX") == 0 && stats.folders[i].messages > 0)
+			printf("index_bytes_per_message %.0f bytes (index %.1f MiB, mail %.1f MiB)\n",
+			       (double)stats.folders[i].index_bytes / stats.folders[i].messages,
+			       stats.folders[i].index_bytes / 1048576.0, stats.folders[i].bytes / 1048576.0);
+	}
+	store_mailbox_stats_free(&stats);
+	{
+		struct store_reindex_result rr;
+
+		t0 = now();
+		if (store_reindex_folder(u, "INBOX", true, &rr, &err) != STORE_OK)
+			die("reindex", err);
+		printf("reindex_rebuild_%u %.1f s\n", rr.messages, now() - t0);
+	}
+	store_user_unref(&u);
+	store_free(&s);
+	return 0;
+}
