@@ -38,22 +38,24 @@ static char *prompt(const char *question, const char *def, bool secret)
 {
 	struct termios old, quiet;
 	char line[1024];
-	bool restored = true;
+	bool echo_off = false;
 
+	/* Echo goes off before the question is shown, and without flushing
+	 * input: an answer typed ahead (or pasted) must not be thrown away. */
+	if (secret && tcgetattr(STDIN_FILENO, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		echo_off = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
+	}
 	if (def != NULL)
 		fprintf(stderr, "%s [%s]: ", question, def);
 	else
 		fprintf(stderr, "%s: ", question);
 	fflush(stderr);
-	if (secret && tcgetattr(STDIN_FILENO, &old) == 0) {
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		restored = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0;
-	}
 	if (fgets(line, sizeof(line), stdin) == NULL)
 		line[0] = '\0';
-	if (secret && !restored) {
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	if (echo_off) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
 		fputc('\n', stderr);
 	}
 	line[strcspn(line, "\r\n")] = '\0';

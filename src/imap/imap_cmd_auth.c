@@ -508,6 +508,12 @@ static void auth_job_done(void *arg)
 		return;
 	}
 	s = c->session;
+	if (s->mode == IMAP_MODE_CLOSING || s->mode == IMAP_MODE_LINGER) {
+		if (job->user != NULL)
+			imap_user_count_release(job->user->identity);
+		auth_job_free(job);
+		return;
+	}
 	s->mode = IMAP_MODE_COMMAND;
 	imap_sasl_free(&s->sasl);
 	s->sasl = job->sasl;

@@ -275,7 +275,7 @@ static void fetch_one(struct imap_job *job, struct fetch_data *d, uint32_t seq,
 			continue;
 		}
 		if (sec->kind == IMAP_SECTION_ALL && sec->nparts == 0 && sec->type != IMAP_BINARY_SIZE &&
-		    m.len > 64 * 1024 && memchr(mapped_data(&m), '\0', m.len) == NULL) {
+		    m.addr != NULL && m.len > 64 * 1024 && memchr(m.addr, '\0', m.len) == NULL) {
 			/* the whole message, big: straight from the file (no
 			 * copy in memory; sendfile on a plain socket) */
 			uint64_t off = 0, n = m.len;
@@ -289,7 +289,7 @@ static void fetch_one(struct imap_job *job, struct fetch_data *d, uint32_t seq,
 			if (n > 0 && (fd2 < 0 || evbuffer_add_file(out, fd2, (ev_off_t)off, (ev_off_t)n) < 0)) {
 				if (fd2 >= 0)
 					close(fd2);
-				evbuffer_add(out, mapped_data(&m) + off, n);
+				evbuffer_add(out, (const char *)m.addr + off, n);
 			} else if (n == 0 && fd2 >= 0) {
 				close(fd2);
 			}

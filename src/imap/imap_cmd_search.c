@@ -373,7 +373,22 @@ static int parse_key(struct search_ctx *c, const struct imap_arg *a, struct imap
 		/* a sequence set (or "$") */
 		struct imap_seqset set;
 		const char *error;
+		bool all = false;
 
+		if (imap_seqset_parse(t, a->len, false, &set) == 0) {
+			/* "1:*" and the like: every message, without a UID
+			 * list as long as the folder in the store's query */
+			uint32_t count = s->sel->map->count;
+
+			imap_seqset_normalize(&set, count);
+			all = count > 0 && set.count == 1 && set.ranges[0].lo == 1 &&
+			      set.ranges[0].hi == count;
+			imap_seqset_free(&set);
+		}
+		if (all) {
+			key->type = STORE_SK_ALL;
+			return 0;
+		}
 		if (imap_resolve_set(s, a, false, &set, &error) < 0)
 			return fail(c, "Unknown search key");
 		set_uids(c, key, &set);

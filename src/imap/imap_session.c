@@ -274,6 +274,11 @@ static void job_done(void *arg)
 		return;
 	}
 	s = c->session;
+	if (s->mode == IMAP_MODE_CLOSING || s->mode == IMAP_MODE_LINGER) {
+		/* closing already (timeout, shutdown): the answer is moot */
+		imap_job_free(job);
+		return;
+	}
 	if (s->mode == IMAP_MODE_BUSY)
 		s->mode = IMAP_MODE_COMMAND;
 	job->keep = false;
@@ -580,6 +585,8 @@ void imap_close_with(struct imap_session *s, const char *bye)
 		imap_printf(s, "* BYE %s\r\n", bye);
 	s->mode = IMAP_MODE_CLOSING;
 	bufferevent_disable(bev, EV_READ);
+	/* a write timeout disabled writing: the BYE must still go */
+	bufferevent_enable(bev, EV_WRITE);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -1102,7 +1109,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		log_info(IMAP_LOG, "conn=%llu ip=%s %s timeout; closing", (unsigned long long)c->id,
-			 c->peer_ip, c->authenticated ? "idle" : "pre-authentication");
+			 c->peer_ip, (what & BEV_EVENT_WRITING) != 0 ? "write" :
+			 c->authenticated ? "idle" : "pre-authentication");
+		if ((what & BEV_EVENT_WRITING) != 0) {
+			/* the client does not read: nothing more can reach it */
+			close_now(s);
+			return;
+		}
 		imap_close_with(s, "Autologout; idle for too long");
 		return;
 	}

@@ -69,13 +69,21 @@ static void lock_release(const char *key)
 
 /* ---- the maildrop ---- */
 
+void pop3_maildrop_unlock(struct pop3_maildrop *drop)
+{
+	char *key = __atomic_exchange_n(&drop->lock_key, NULL, __ATOMIC_ACQ_REL);
+
+	if (key != NULL) {
+		lock_release(key);
+		free(key);
+	}
+}
+
 static void maildrop_destroy(struct pop3_maildrop *drop)
 {
 	store_folder_close(&drop->folder);
 	store_user_unref(&drop->user);
-	if (drop->lock_key != NULL)
-		lock_release(drop->lock_key);
-	free(drop->lock_key);
+	pop3_maildrop_unlock(drop);
 	free(drop->msgs);
 	free(drop);
 }
@@ -346,6 +354,10 @@ static void retr_done(void *arg)
 		return;
 	}
 	s = c->session;
+	if (s->state == POP3_STATE_CLOSING || s->state == POP3_STATE_LINGER) {
+		pop3_retr_free(&r);
+		return;
+	}
 	out = bufferevent_get_output(c->bev);
 	if (r->failed) {
 		if (!r->started) {
@@ -501,6 +513,8 @@ static void quit_done(void *arg)
 		struct pop3_session *s = c->session;
 
 		s->busy = false;
+		/* the next session may log in as soon as it reads the answer */
+		pop3_maildrop_unlock(s->drop);
 		if (job->status == STORE_OK) {
 			log_info(POP3_LOG, "conn=%llu ip=%s user=%s logout deleted=%zu",
 				 (unsigned long long)c->id, c->peer_ip, s->identity, job->expunged);
@@ -532,6 +546,7 @@ static void do_quit(struct pop3_session *s)
 	if (n == 0) {
 		log_info(POP3_LOG, "conn=%llu ip=%s user=%s logout deleted=0",
 			 (unsigned long long)s->conn->id, s->conn->peer_ip, s->identity);
+		pop3_maildrop_unlock(s->drop);
 		pop3_close_with(s, "+OK Logging out");
 		return;
 	}

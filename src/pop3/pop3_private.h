@@ -114,6 +114,8 @@ void pop3_dispatch(struct pop3_session *s, char *line, size_t len);
 int pop3_maildrop_open(struct store *store, const struct cfg *cfg, const char *identity,
 		       struct pop3_maildrop **drop_r, const char **error_r, bool *in_use_r);
 void pop3_maildrop_unref(struct pop3_maildrop **drop);
+/* Releases the maildrop lock now (QUIT), before the store handles go. */
+void pop3_maildrop_unlock(struct pop3_maildrop *drop);
 /* Cancels a RETR waiting for the output (session ending). */
 void pop3_retr_free(struct pop3_retr **retr);
 /* The write callback's part: resumes a RETR when the output drained. */

@@ -74,6 +74,8 @@ void pop3_close_with(struct pop3_session *s, const char *line)
 		pop3_reply(s, "%s", line);
 	s->state = POP3_STATE_CLOSING;
 	bufferevent_disable(bev, EV_READ);
+	/* a write timeout disabled writing: the last reply must still go */
+	bufferevent_enable(bev, EV_WRITE);
 	/* the write callback closes once everything is out */
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -380,6 +382,10 @@ static void auth_job_done(void *arg)
 		return;
 	}
 	s = c->session;
+	if (s->state == POP3_STATE_CLOSING || s->state == POP3_STATE_LINGER) {
+		auth_job_free(job);
+		return;
+	}
 	s->busy = false;
 	sasl_free(&s->sasl);
 	s->sasl = job->sasl;
@@ -635,8 +641,17 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	if ((what & BEV_EVENT_TIMEOUT) != 0 && s->state != POP3_STATE_CLOSING) {
 		log_info(POP3_LOG, "conn=%llu ip=%s %s timeout; closing (nothing deleted)",
-			 (unsigned long long)c->id, c->peer_ip,
+			 (unsigned long long)c->id, c->peer_ip, (what & BEV_EVENT_WRITING) != 0 ? "write" :
 			 c->authenticated ? "idle" : "pre-authentication");
+		if ((what & BEV_EVENT_WRITING) != 0) {
+			close_now(s);  /* the client does not read */
+			return;
+		}
+		if (s->busy && (what & BEV_EVENT_READING) != 0) {
+			/* a job runs (a slow disk): its reply comes */
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
 		pop3_close_with(s, "-ERR Autologout: idle for too long");
 		return;
 	}
@@ -728,6 +743,8 @@ static void pop3_free_session(struct conn *conn)
 	free(s->identity);
 	sasl_free(&s->sasl);
 	pop3_retr_free(&s->retr);
+	if (s->drop != NULL)
+		pop3_maildrop_unlock(s->drop);
 	pop3_maildrop_unref(&s->drop);
 	pop3_parser_deinit(&s->parser);
 	free(s);

@@ -34,7 +34,7 @@ def _free_port(addrs):
         s.close()
         ok = True
         for a in addrs:
-            t = socket.socket()
+            t = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET)
             try:
                 t.bind((a, port))
             except OSError:
@@ -71,23 +71,34 @@ DNS_RECORDS = [
     "--mx-host=backup.test,mx2.backup.test,20",
     "--host-record=mx1.backup.test,127.0.0.2",
     "--host-record=mx2.backup.test,127.0.0.1",
+    # IPv6 only
+    "--mx-host=v6.test,mx.v6.test,10",
+    "--host-record=mx.v6.test,::1",
 ]
 
 
 @pytest.fixture
 def dns():
-    port = _free_udp_port()
-    proc = subprocess.Popen(
-        ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
-         "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-         # authoritative for .test: NXDOMAIN / no data instead of REFUSED
-         "--local=/test/",
-         "--pid-file=", *(["--user=root"] if os.geteuid() == 0 else []),
-         *DNS_RECORDS],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(0.3)
-    if proc.poll() is not None:
-        pytest.fail("dnsmasq did not start: " + proc.stderr.read().decode())
+    # dnsmasq binds UDP and TCP on its port: retry on a clash with
+    # whatever else runs on this machine.
+    for _ in range(5):
+        port = _free_udp_port()
+        proc = subprocess.Popen(
+            ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
+             "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+             # authoritative for .test: NXDOMAIN / no data instead of REFUSED
+             "--local=/test/",
+             "--pid-file=", *(["--user=root"] if os.geteuid() == 0 else []),
+             *DNS_RECORDS],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        if proc.poll() is None:
+            break
+        err = proc.stderr.read().decode()
+        if "Address already in use" not in err:
+            pytest.fail("dnsmasq did not start: " + err)
+    else:
+        pytest.fail("dnsmasq did not start: no free port")
     yield "127.0.0.1:%d" % port
     proc.terminate()
     proc.wait(5)
@@ -99,13 +110,14 @@ class Env:
     def __init__(self, petrel, dns_server):
         self.p = petrel
         self.dns = dns_server
-        self.port = _free_port(["127.0.0.1", "127.0.0.3", "127.0.0.4"])
+        self.port = _free_port(["127.0.0.1", "127.0.0.3", "127.0.0.4", "::1"])
         cert = petrel.path("sslcert", "server.crt")
         key = petrel.path("sslcert", "server.key")
         self.sink = SmtpSink("127.0.0.1", self.port, cert, key).start()
         self.hostile = SmtpSink("127.0.0.3", self.port).start()
         self.plain = SmtpSink("127.0.0.4", self.port).start()   # no STARTTLS
-        self.sinks = [self.sink, self.hostile, self.plain]
+        self.v6 = SmtpSink("::1", self.port).start()
+        self.sinks = [self.sink, self.hostile, self.plain, self.v6]
 
     def configure(self, routes="", **settings):
         base = {"dns-server": self.dns, "smtp-port": str(self.port),
@@ -230,6 +242,15 @@ def test_queue_implicit_mx_and_backup_mx(qenv):
     qenv.wait_queue(lambda q: q == [])
 
 
+def test_queue_ipv6_exchanger(qenv):
+    start(qenv)
+    qenv.inject("u@v6.test")
+    t = qenv.v6.wait_for(1)
+    assert t and t[0].rcpts[0][0] == "u@v6.test"
+    qenv.wait_queue(lambda q: q == [])
+    assert "relay=mx.v6.test[::1]:%d" % qenv.port in qenv.p.read_log("mail")
+
+
 def test_queue_local_delivery(qenv):
     start(qenv)
     data = message(subject="local")
@@ -350,6 +371,17 @@ def test_queue_require_tls_route_defers_without_starttls(qenv):
     r = q[0]["recipients"][0]
     assert r["state"] == "deferred" and r["status"] == "4.7.4"
     assert qenv.plain.transactions == []
+
+
+def test_queue_verify_route_refuses_unverifiable_certificate(qenv):
+    # The sink's certificate is self-signed and for another name.
+    start(qenv, routes='<route domain="remote.test" tls="verify"/>')
+    qenv.inject("u@remote.test")
+    q = qenv.wait_queue(lambda q: q and q[0]["recipients"][0]["attempts"] >= 1)
+    r = q[0]["recipients"][0]
+    assert r["state"] == "deferred" and r["status"] == "4.7.5"
+    assert "certificate" in r["diagnostic"]
+    assert qenv.sink.transactions == []
 
 
 def test_queue_smart_host_with_auth_over_tls(qenv):

@@ -1,0 +1,609 @@
+#!/usr/bin/python3
+"""IMAP and POP3 benchmark: Petrel and Dovecot side by side, same messages,
+same client, one run (issue 7).
+
+    bench/imap/run.py [--dir DIR] [--messages 100000] [--mix-messages 10000]
+                      [--idle 1000] [--seconds 10] [--clients 4] [--build DIR]
+
+Builds an optimised petreld (build-bench/), makes a private Petrel
+instance and a private Dovecot (dovecot-imapd and dovecot-pop3d from
+Debian, run as a foreground child with its own config on loopback: nothing
+of /etc/dovecot is used), fills both with the same messages, and measures:
+
+  - SELECT of a 100 000-message folder (first, index built from the files;
+    then warm), FETCH 1:* (FLAGS) and FETCH 1:* (ENVELOPE) over it;
+  - a mixed workload on a 10 000-message folder: SELECT, FETCH flags,
+    FETCH envelope, FETCH body, STORE, SEARCH, APPEND, EXPUNGE, NOOP in
+    IDLE-like polling, from several client processes; operations per second
+    and latency percentiles;
+  - login rate (connect, LOGIN, LOGOUT) and POP3 session rate (connect,
+    USER, PASS, STAT, QUIT);
+  - memory per idle IMAP connection (logged in, SELECTed, in IDLE): the
+    server's PSS before and after, over N connections.
+
+The Dovecot side is skipped when /usr/sbin/dovecot or its imap/pop3
+binaries are missing (apt-get install dovecot-imapd dovecot-pop3d).  If a
+system Dovecot service listens on 143/993/110/995 it is left alone: the
+private one uses other ports.  Figures go to stdout as a table and to
+DIR/results.json.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOMAIN = "example.test"
+PASSWORD = "Bench-pw-12345"
+
+
+# ---- a minimal client ----
+
+class Client:
+    def __init__(self, port, timeout=600):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.n = 0
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+    def readline(self):
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i + 2], self.buf[i + 2:]
+                m = re.search(rb"\{(\d+)\}\r\n$", line)
+                if m:
+                    n = int(m.group(1))
+                    while len(self.buf) < n:
+                        self.fill()
+                    line += self.buf[:n]
+                    self.buf = self.buf[n:]
+                    line += self.readline()
+                return line
+            self.fill()
+
+    def fill(self):
+        d = self.s.recv(1 << 20)
+        if not d:
+            raise EOFError
+        self.buf += d
+
+    def cmd(self, text, count=False):
+        """Sends a command; returns (status line, number of untagged lines)."""
+        self.n += 1
+        tag = b"b%d" % self.n
+        self.s.sendall(tag + b" " + text.encode() + b"\r\n")
+        lines = 0
+        while True:
+            line = self.readline()
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise RuntimeError("%s: %s" % (text, line))
+                return line, lines
+            lines += 1
+
+
+def imap_login(port, user):
+    c = Client(port)
+    c.readline()
+    c.cmd('LOGIN "%s" "%s"' % (user, PASSWORD))
+    return c
+
+
+# ---- messages ----
+
+WORDS = ("budget meeting review report project release invoice holiday travel schedule "
+         "customer support server backup update security patch design draft notes").split()
+
+
+def make_message(i, rnd):
+    subject = " ".join(rnd.choice(WORDS) for _ in range(4))
+    body = "\r\n".join(" ".join(rnd.choice(WORDS) for _ in range(12)) for _ in range(30))
+    return ("From: Sender %d <sender%d@example.org>\r\n"
+            "To: Bench User <bench@%s>\r\n"
+            "Cc: other%d@example.net\r\n"
+            "Subject: %s %d\r\n"
+            "Date: Mon, %d Mar 2026 10:%02d:%02d +0000\r\n"
+            "Message-ID: <%d.bench@example.org>\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+            "\r\n%s\r\n" % (i % 97, i % 97, DOMAIN, i % 13, subject, i, 1 + i % 28, i % 60,
+                            (i * 7) % 60, i, body)).encode()
+
+
+# ---- Petrel ----
+
+def build_petrel(build):
+    subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+                    "-DPETREL_TESTS=OFF"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", build, "--target", "petreld", "petrelctl", "-j2"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+class Petrel:
+    def __init__(self, build, work, offset):
+        self.build = build
+        self.config = os.path.join(work, "config")
+        self.store = os.path.join(work, "store")
+        self.offset = offset
+        self.proc = None
+
+    def ctl(self, *args):
+        subprocess.run([os.path.join(self.build, "petrelctl"), "--config-dir", self.config, *args],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def setup(self):
+        work = os.path.dirname(self.config)
+        os.makedirs(work, exist_ok=True)
+        os.chmod(work, 0o755)
+        subprocess.run([os.path.join(self.build, "petrelctl"), "setup", "--config-dir", self.config,
+                        "--store", self.store, "--domain", DOMAIN, "--admin-password", PASSWORD,
+                        "--port-offset", str(self.offset)], check=True, stdout=subprocess.DEVNULL,
+                       stdin=subprocess.DEVNULL)
+        cfg = open(os.path.join(self.config, "mailserver.cfg")).read()
+        # many connections from one address (the benchmark's own)
+        cfg = re.sub(r"<max-connections>\d+</max-connections>",
+                     "<max-connections>20000</max-connections>", cfg)
+        cfg = re.sub(r"<max-connections-per-ip>\d+</max-connections-per-ip>",
+                     "<max-connections-per-ip>20000</max-connections-per-ip>", cfg)
+        cfg = re.sub(r"<max-connections-per-user>\d+</max-connections-per-user>",
+                     "<max-connections-per-user>20000</max-connections-per-user>", cfg)
+        # logins from the benchmark must not be slowed by its own failures
+        open(os.path.join(self.config, "mailserver.cfg"), "w").write(cfg)
+
+    def start(self):
+        self.log = open(os.path.join(os.path.dirname(self.config), "petreld.log"), "ab")
+        self.proc = subprocess.Popen([os.path.join(self.build, "petreld"), "--config-dir", self.config,
+                                      "--foreground"], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", 143 + self.offset), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("petreld did not start")
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+            self.proc = None
+
+    def hashes(self):
+        text = open(os.path.join(self.config, "users.cfg")).read()
+        return {m.group(1): m.group(2) for m in
+                re.finditer(r'<user name="([^"]+)">.*?<password scheme="[^"]*">([^<]+)</password>',
+                            text, re.S)}
+
+    def imap_port(self):
+        return 143 + self.offset
+
+    def pop3_port(self):
+        return 110 + self.offset
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def user_inbox(self, user):
+        return os.path.join(self.store, "mail", DOMAIN, user, "Inbox")
+
+    def fill(self, user, msgs):
+        """Writes the messages as files and lets the next open index them
+        (docs/store.md: files added by hand are adopted)."""
+        self.ctl("user", "add", "%s@%s" % (user, DOMAIN), "--password", PASSWORD)
+        c = imap_login(self.imap_port(), "%s@%s" % (user, DOMAIN))
+        c.cmd("LOGOUT")
+        c.close()
+        self.stop()
+        inbox = self.user_inbox(user)
+        for name in os.listdir(inbox):
+            if name.startswith("index."):
+                os.unlink(os.path.join(inbox, name))
+        d = os.path.join(inbox, "#msgs")
+        st = os.stat(inbox)
+        for i, m in enumerate(msgs, 1):
+            p = os.path.join(d, "%d.eml" % i)
+            with open(p, "wb") as f:
+                f.write(m)
+            os.chown(p, st.st_uid, st.st_gid)
+        self.start()
+
+
+# ---- Dovecot ----
+
+DOVECOT_CONF = """
+base_dir = {work}/run
+state_dir = {work}/state
+log_path = {work}/dovecot.log
+info_log_path = {work}/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{work}/home/%n/Maildir
+mail_uid = nobody
+mail_gid = nogroup
+first_valid_uid = 1
+default_internal_user = dovecot
+default_login_user = dovenull
+default_process_limit = 20000
+default_client_limit = 20000
+mail_max_userip_connections = 20000
+auth_cache_size = 0
+service imap-login {{
+  inet_listener imap {{
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  process_limit = 20000
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service imap {{
+  process_limit = 20000
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {work}/users
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={work}/home/%n
+}}
+"""
+
+
+class Dovecot:
+    def __init__(self, work, imap_port, pop3_port):
+        self.work = work
+        self.imap = imap_port
+        self.pop3 = pop3_port
+        self.proc = None
+
+    @staticmethod
+    def available():
+        return all(os.path.exists(p) for p in ("/usr/sbin/dovecot", "/usr/lib/dovecot/imap",
+                                                "/usr/lib/dovecot/pop3")) and os.geteuid() == 0
+
+    def setup(self, users, hashes):
+        """hashes: user -> the yescrypt hash Petrel stores, so that both
+        servers do the same work per login."""
+        os.makedirs(os.path.join(self.work, "home"), exist_ok=True)
+        with open(os.path.join(self.work, "dovecot.conf"), "w") as f:
+            f.write(DOVECOT_CONF.format(work=self.work, imap=self.imap, pop3=self.pop3))
+        with open(os.path.join(self.work, "users"), "w") as f:
+            for u in users:
+                h = hashes.get(u)
+                f.write("%s@%s:%s\n" % (u, DOMAIN, "{CRYPT}" + h if h else "{PLAIN}" + PASSWORD))
+        os.chmod(self.work, 0o755)
+
+    def start(self):
+        self.log = open(os.path.join(self.work, "stdout.log"), "ab")
+        self.proc = subprocess.Popen(["/usr/sbin/dovecot", "-F", "-c",
+                                      os.path.join(self.work, "dovecot.conf")],
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.imap), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("dovecot did not start: see %s/dovecot.log" % self.work)
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def imap_port(self):
+        return self.imap
+
+    def pop3_port(self):
+        return self.pop3
+
+    def pids(self):
+        out = []
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if b"dovecot" in cmd or cmd.startswith(b"dovecot/"):
+                out.append(int(p))
+        return out
+
+    def fill(self, user, msgs):
+        base = os.path.join(self.work, "home", user, "Maildir")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
+        t = int(time.time())
+        for i, m in enumerate(msgs, 1):
+            with open(os.path.join(base, "cur", "%d.M%dP1.bench:2," % (t, i)), "wb") as f:
+                f.write(m)
+        subprocess.run(["chown", "-R", "nobody:nogroup", os.path.join(self.work, "home")], check=True)
+
+
+# ---- measurements ----
+
+def pss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def timed(fn, repeat=1):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def big_folder(server, user, n):
+    res = {}
+    c = imap_login(server.imap_port(), "%s@%s" % (user, DOMAIN))
+    res["select_first_s"] = timed(lambda: c.cmd("SELECT INBOX"))
+    res["select_warm_s"] = timed(lambda: c.cmd("SELECT INBOX"), 5)
+    lines = []
+    res["fetch_flags_s"] = timed(lambda: lines.append(c.cmd("FETCH 1:* (FLAGS)")[1]), 3)
+    assert lines[-1] >= n, lines
+    res["fetch_envelope_s"] = timed(lambda: c.cmd("FETCH 1:* (ENVELOPE)"), 3)
+    res["uid_fetch_flags_s"] = timed(lambda: c.cmd("UID FETCH 1:* (UID FLAGS)"), 3)
+    res["search_text_s"] = timed(lambda: c.cmd("SEARCH TEXT invoice"), 3)
+    c.cmd("LOGOUT")
+    c.close()
+    return res
+
+
+def mix_worker(args):
+    port, user, seconds, seed, n = args
+    rnd = random.Random(seed)
+    top = max(60, n - 60)
+    lat = {}
+    c = imap_login(port, "%s@%s" % (user, DOMAIN))
+    c.cmd("SELECT INBOX")
+    msg = make_message(seed, rnd)
+    ops = ["fetch_flags", "fetch_envelope", "fetch_body", "store", "search", "append", "expunge",
+           "noop", "select"]
+    end = time.time() + seconds
+    while time.time() < end:
+        op = rnd.choice(ops)
+        t0 = time.perf_counter()
+        if op == "fetch_flags":
+            c.cmd("FETCH %d:%d (FLAGS)" % (1, min(200, top)))
+        elif op == "fetch_envelope":
+            lo = rnd.randint(1, top - 50)
+            c.cmd("FETCH %d:%d (ENVELOPE)" % (lo, lo + 50))
+        elif op == "fetch_body":
+            c.cmd("FETCH %d BODY.PEEK[]" % rnd.randint(1, top))
+        elif op == "store":
+            c.cmd("STORE %d +FLAGS (\\Seen)" % rnd.randint(1, top))
+        elif op == "search":
+            c.cmd("SEARCH FROM sender%d" % rnd.randint(0, 96))
+        elif op == "append":
+            c.s.sendall(b"ap APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+            while not c.readline().startswith(b"ap "):
+                pass
+        elif op == "expunge":
+            c.cmd("UID STORE %d:* +FLAGS.SILENT (\\Deleted)" % (n + 1))
+            c.cmd("UID EXPUNGE %d:*" % (n + 1))
+        elif op == "noop":
+            c.cmd("NOOP")
+        else:
+            c.cmd("SELECT INBOX")
+        lat.setdefault(op, []).append(time.perf_counter() - t0)
+    c.cmd("LOGOUT")
+    c.close()
+    return lat
+
+
+def mixed(server, user, seconds, clients, n):
+    with multiprocessing.Pool(clients) as pool:
+        t0 = time.time()
+        results = pool.map(mix_worker, [(server.imap_port(), user, seconds, i, n)
+                                        for i in range(clients)])
+        elapsed = time.time() - t0
+    all_lat = [x for r in results for v in r.values() for x in v]
+    all_lat.sort()
+    return {
+        "mixed_ops_per_s": len(all_lat) / seconds,
+        "mixed_p50_ms": 1000 * all_lat[len(all_lat) // 2],
+        "mixed_p99_ms": 1000 * all_lat[min(len(all_lat) - 1, int(len(all_lat) * 0.99))],
+        "mixed_elapsed_s": elapsed,
+    }
+
+
+def login_worker(args):
+    port, user, seconds = args
+    n = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        c = imap_login(port, "%s@%s" % (user, DOMAIN))
+        c.cmd("LOGOUT")
+        c.close()
+        n += 1
+    return n
+
+
+def pop3_worker(args):
+    port, user, seconds = args
+    n = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"USER %s@%s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n" % (user.encode(), DOMAIN.encode(),
+                                                                   PASSWORD.encode()))
+        for _ in range(4):
+            line = f.readline()
+            if not line.startswith(b"+OK"):
+                raise RuntimeError("pop3: %r" % line)
+        f.close()
+        s.close()
+        n += 1
+    return n
+
+
+def rate(worker, server_port, user, seconds, clients):
+    with multiprocessing.Pool(clients) as pool:
+        counts = pool.map(worker, [(server_port, "%s%d" % (user, i), seconds)
+                                   for i in range(clients)])
+    return sum(counts) / seconds
+
+
+def idle_memory(server, user, n):
+    before = pss_kb(server.pids())
+    conns = []
+    for i in range(n):
+        c = imap_login(server.imap_port(), "%s@%s" % (user, DOMAIN))
+        c.cmd("SELECT INBOX")
+        c.s.sendall(b"i IDLE\r\n")
+        c.readline()
+        conns.append(c)
+    time.sleep(2)
+    after = pss_kb(server.pids())
+    for c in conns:
+        c.close()
+    return {"idle_connections": n, "idle_kb_per_connection": (after - before) / n}
+
+
+def warm(server, user):
+    c = imap_login(server.imap_port(), "%s@%s" % (user, DOMAIN))
+    c.cmd("SELECT INBOX")
+    c.cmd("FETCH 1:* (FLAGS ENVELOPE)")
+    c.cmd("LOGOUT")
+    c.close()
+
+
+def run_all(server, args, name):
+    print("# %s: measuring" % name, file=sys.stderr)
+    res = {}
+    warm(server, "mix")
+    for i in range(args.clients):
+        warm(server, "small%d" % i)
+    res.update(big_folder(server, "big", args.messages))
+    res.update(mixed(server, "mix", args.seconds, args.clients, args.mix_messages))
+    res["logins_per_s"] = rate(login_worker, server.imap_port(), "small", args.seconds, args.clients)
+    # one maildrop per POP3 client (RFC 1939: one session per maildrop)
+    res["pop3_sessions_per_s"] = rate(pop3_worker, server.pop3_port(), "small", args.seconds,
+                                      args.clients)
+    res.update(idle_memory(server, "small0", args.idle))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default="/var/tmp/petrel-bench-imap")
+    ap.add_argument("--messages", type=int, default=100000)
+    ap.add_argument("--mix-messages", type=int, default=10000)
+    ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    # the engine drops to its service user, which must reach its files
+    os.umask(0o022)
+
+    if not args.no_build:
+        build_petrel(args.build)
+    shutil.rmtree(args.dir, ignore_errors=True)
+    os.makedirs(args.dir)
+    rnd = random.Random(42)
+    print("# generating %d + %d messages" % (args.messages, args.mix_messages), file=sys.stderr)
+    big = [make_message(i, rnd) for i in range(1, args.messages + 1)]
+    mix = [make_message(i, rnd) for i in range(1, args.mix_messages + 1)]
+    small = [make_message(i, rnd) for i in range(1, 11)]
+    results = {}
+
+    offset = 15000 + random.randrange(0, 2000)
+    p = Petrel(args.build, os.path.join(args.dir, "petrel"), offset)
+    p.setup()
+    p.start()
+    try:
+        t0 = time.time()
+        p.fill("big", big)
+        p.fill("mix", mix)
+        for i in range(args.clients):
+            p.fill("small%d" % i, small)
+        print("# petrel filled in %.1fs" % (time.time() - t0), file=sys.stderr)
+        results["petrel"] = run_all(p, args, "petrel")
+        hashes = p.hashes()
+    finally:
+        p.stop()
+
+    if Dovecot.available():
+        d = Dovecot(os.path.join(args.dir, "dovecot"), offset + 1143, offset + 1110)
+        os.makedirs(d.work)
+        d.setup(["big", "mix"] + ["small%d" % i for i in range(args.clients)], hashes)
+        d.fill("big", big)
+        d.fill("mix", mix)
+        for i in range(args.clients):
+            d.fill("small%d" % i, small)
+        d.start()
+        try:
+            results["dovecot"] = run_all(d, args, "dovecot")
+        finally:
+            d.stop()
+    else:
+        print("# dovecot skipped: needs root, /usr/sbin/dovecot and dovecot-imapd, dovecot-pop3d",
+              file=sys.stderr)
+
+    with open(os.path.join(args.dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    keys = list(results["petrel"].keys())
+    print("%-28s %14s %14s %8s" % ("figure", "petrel", "dovecot", "ratio"))
+    for k in keys:
+        pv = results["petrel"][k]
+        dv = results.get("dovecot", {}).get(k)
+        ratio = ""
+        if dv:
+            better_low = ((k.endswith("_s") and not k.endswith("per_s")) or k.endswith("_ms")
+                          or k.startswith("idle_kb"))
+            ratio = "%.2fx" % ((dv / pv) if better_low else (pv / dv)) if pv else ""
+        print("%-28s %14.3f %14s %8s" % (k, pv, "%.3f" % dv if dv is not None else "-", ratio))
+
+
+if __name__ == "__main__":
+    main()
