@@ -367,6 +367,9 @@ static bool expunge_allowed(const struct imap_session *s)
 }
 
 static void tagged(struct imap_session *s, const char *status, const char *fmt, va_list ap)
+	PETREL_PRINTF(3, 0);
+
+static void tagged(struct imap_session *s, const char *status, const char *fmt, va_list ap)
 {
 	char *text, *line;
 

@@ -321,6 +321,7 @@ enum smtp_state {
 #define SMTP_SF_STOPPING   0x0002u   /* the engine stops: close when idle */
 #define SMTP_SF_CONN_LIMIT 0x0004u   /* holds a smtp_conn_acquire count */
 #define SMTP_SF_JOB        0x0008u   /* a worker job refers to this session */
+#define SMTP_SF_EOF        0x0010u   /* the client shut its side: finish, then close */
 
 struct smtp_rcpt {
 	char *address;

@@ -718,8 +718,15 @@ void smtp_process_input(struct smtp_session *s)
 			progress = false;
 			break;
 		}
-		if (!progress)
+		if (!progress) {
+			/* The client closed its side after its last command
+			 * (".\r\nQUIT\r\n" then shutdown): everything it
+			 * sent has been answered; now close. */
+			if ((s->flags & SMTP_SF_EOF) && !(s->flags & SMTP_SF_JOB) &&
+			    s->state != SMTP_STATE_BUSY && s->state != SMTP_STATE_CLOSING)
+				smtp_close_with(s, NULL);
 			return;
+		}
 	}
 }
 
@@ -862,6 +869,17 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_debug(SMTP_LOG, "conn=%llu ip=%s closed on %s error: %s", (unsigned long long)c->id,
 			  c->peer_ip, err != 0 ? "TLS" : "socket", text);
 	} else if ((what & BEV_EVENT_EOF) != 0) {
+		if (s->state != SMTP_STATE_CLOSING && !(s->flags & SMTP_SF_EOF) &&
+		    ((s->flags & SMTP_SF_JOB) || s->state == SMTP_STATE_BUSY ||
+		     evbuffer_get_length(bufferevent_get_input(bev)) > 0)) {
+			/* Commands still to answer, or a commit whose 250 the
+			 * client waits for: finish them first. */
+			s->flags |= SMTP_SF_EOF;
+			bufferevent_disable(bev, EV_READ);
+			if (!(s->flags & SMTP_SF_JOB) && s->state != SMTP_STATE_BUSY)
+				smtp_process_input(s);
+			return;
+		}
 		if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT || s->in_mail)
 			log_mail(SMTP_LOG, "conn=%llu ip=%s lost connection in a mail transaction",
 				 (unsigned long long)c->id, c->peer_ip);

@@ -592,3 +592,61 @@ def test_sender_domain_dns_failure_is_temporary():
             assert code == 451 and msg.startswith(b"4.4.3")
     finally:
         stop_engine(p)
+
+
+def test_pop_before_smtp():
+    import poplib
+
+    p = make_engine(lambda p: set_smtp(p, pop_before_smtp="10m"))
+    try:
+        src = "127.0.0.1"       # poplib cannot choose its source address
+        with smtplib.SMTP(HOST, p.port("smtp"), timeout=20, source_address=(src, 0)) as s:
+            s.ehlo("c.example")
+            s.docmd("MAIL FROM:<x@remote.example>")
+            assert s.docmd("RCPT TO:<a@elsewhere.example>")[0] == 554
+        pop = poplib.POP3(HOST, p.port("pop3"), timeout=20)
+        pop.user(JOHN)
+        pop.pass_(JOHN_PW)
+        pop.quit()
+        with smtplib.SMTP(HOST, p.port("smtp"), timeout=20, source_address=(src, 0)) as s:
+            s.ehlo("c.example")
+            s.docmd("MAIL FROM:<x@remote.example>")
+            assert s.docmd("RCPT TO:<a@elsewhere.example>")[0] == 250
+        # another address that did not log in still may not relay
+        with smtplib.SMTP(HOST, p.port("smtp"), timeout=20, source_address=("127.0.0.6", 0)) as s:
+            s.ehlo("c.example")
+            s.docmd("MAIL FROM:<x@remote.example>")
+            assert s.docmd("RCPT TO:<a@elsewhere.example>")[0] == 554
+    finally:
+        stop_engine(p)
+
+
+def test_idle_timeout_421():
+    p = make_engine(lambda p: set_smtp(p, timeout="10s"))
+    try:
+        c = RawSMTP(HOST, p.port("smtp"), timeout=30)
+        c.cmd("EHLO c.example")
+        start = time.time()
+        code, lines = c.reply()
+        assert code == 421 and lines[0].startswith("421 4.4.2"), lines
+        assert 9 <= time.time() - start < 25
+        assert c.closed()
+    finally:
+        stop_engine(p)
+
+
+def test_client_half_close_still_gets_replies(srv):
+    """A client that sends its last commands and shuts its side at once
+    still gets the 250 (after the commit) and the 221."""
+    before = len(mailbox(srv, JOHN))
+    c = RawSMTP(HOST, srv.port("smtp"))
+    c.cmd("EHLO c.example")
+    c.send("MAIL FROM:<x@remote.example>\r\nRCPT TO:<john@example.test>\r\nDATA\r\n")
+    assert [c.code() for _ in range(3)] == [250, 250, 354]
+    c.send(message("half close") + b".\r\nQUIT\r\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    code, lines = c.reply()
+    assert code == 250 and "queued as" in lines[0]
+    assert c.code() == 221
+    assert c.closed()
+    assert len(wait_mailbox(srv, JOHN, before + 1)) == before + 1
