@@ -425,8 +425,10 @@ def mix_worker(args):
             while not c.readline().startswith(b"ap "):
                 pass
         elif op == "expunge":
-            c.cmd("UID STORE %d:* +FLAGS.SILENT (\\Deleted)" % (n + 1))
-            c.cmd("UID EXPUNGE %d:*" % (n + 1))
+            # only what the workers appended: "n:*" would reach the last
+            # original message when nothing was appended (RFC 9051 "*")
+            c.cmd("UID STORE %d:4294967295 +FLAGS.SILENT (\\Deleted)" % (n + 1))
+            c.cmd("UID EXPUNGE %d:4294967295" % (n + 1))
         elif op == "noop":
             c.cmd("NOOP")
         else:
@@ -445,12 +447,20 @@ def mixed(server, user, seconds, clients, n):
         elapsed = time.time() - t0
     all_lat = [x for r in results for v in r.values() for x in v]
     all_lat.sort()
-    return {
+    out = {
         "mixed_ops_per_s": len(all_lat) / seconds,
         "mixed_p50_ms": 1000 * all_lat[len(all_lat) // 2],
         "mixed_p99_ms": 1000 * all_lat[min(len(all_lat) - 1, int(len(all_lat) * 0.99))],
         "mixed_elapsed_s": elapsed,
     }
+    by_op = {}
+    for r in results:
+        for op, v in r.items():
+            by_op.setdefault(op, []).extend(v)
+    for op in sorted(by_op):
+        v = sorted(by_op[op])
+        out["mix_%s_p50_ms" % op] = 1000 * v[len(v) // 2]
+    return out
 
 
 def login_worker(args):

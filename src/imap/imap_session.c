@@ -759,13 +759,13 @@ static int read_raw_line(struct imap_session *s, struct evbuffer *in)
 
 	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 	if (eol.pos < 0) {
+		/* the line stays in the input buffer (bounded by the read
+		 * watermark) until its end comes */
 		n = evbuffer_get_length(in);
-		if (s->line.len + n > IMAP_MAX_RAW_LINE)
-			return -1;
-		return 0;
+		return n > IMAP_MAX_RAW_LINE ? -1 : 0;
 	}
 	n = (size_t)eol.pos;
-	if (s->line.len + n > IMAP_MAX_RAW_LINE)
+	if (n > IMAP_MAX_RAW_LINE)
 		return -1;
 	buf_reset(&s->line);
 	if (n > 0) {

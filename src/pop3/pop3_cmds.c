@@ -732,6 +732,10 @@ void pop3_dispatch(struct pop3_session *s, char *line, size_t len)
 		}
 		pop3_reply(s, "+OK");
 		return;
+	case POP3_CMD_UTF8:
+		/* RFC 6856 is not offered (no UTF8 in CAPA) */
+		bad(s, "Unknown command");
+		return;
 	default:
 		break;
 	}
