@@ -856,6 +856,24 @@ static json_t *cmd_alias_remove(const struct directory *dir, struct args *a,
 			  ? "removed" : "changed");
 }
 
+/* The reply of a "show" command: {"ok":true, kind: obj}, or "no KIND
+ * ADDRESS" when obj is NULL (nothing of that kind has that address). */
+static json_t *show_reply(const char *kind, const char *address, json_t *obj)
+{
+	json_t *reply;
+	char *e;
+
+	if (obj == NULL) {
+		e = esc(address);
+		reply = err_reply("no %s %s", kind, e);
+		free(e);
+		return reply;
+	}
+	reply = ok_reply();
+	json_object_set_new(reply, kind, obj);
+	return reply;
+}
+
 static json_t *cmd_group_list(const struct directory *dir, struct args *a,
 			      struct directory **changed_r)
 {
@@ -883,21 +901,11 @@ static json_t *cmd_group_show(const struct directory *dir, struct args *a,
 {
 	const char *address = get_str(a, "address", true);
 	const struct dir_group *g;
-	json_t *reply;
-	char *e;
 
 	if (address == NULL)
 		return NULL;
 	g = directory_find_group(dir, address);
-	if (g == NULL) {
-		e = esc(address);
-		reply = err_reply("no group %s", e);
-		free(e);
-		return reply;
-	}
-	reply = ok_reply();
-	json_object_set_new(reply, "group", directory_group_json(g));
-	return reply;
+	return show_reply("group", address, g != NULL ? directory_group_json(g) : NULL);
 }
 
 static json_t *cmd_group_add(const struct directory *dir, struct args *a,
@@ -959,21 +967,11 @@ static json_t *cmd_list_show(const struct directory *dir, struct args *a,
 {
 	const char *address = get_str(a, "address", true);
 	const struct dir_list *l;
-	json_t *reply;
-	char *e;
 
 	if (address == NULL)
 		return NULL;
 	l = directory_find_list(dir, address);
-	if (l == NULL) {
-		e = esc(address);
-		reply = err_reply("no list %s", e);
-		free(e);
-		return reply;
-	}
-	reply = ok_reply();
-	json_object_set_new(reply, "list", directory_list_json(l));
-	return reply;
+	return show_reply("list", address, l != NULL ? directory_list_json(l) : NULL);
 }
 
 static json_t *cmd_list_add(const struct directory *dir, struct args *a,
