@@ -14,6 +14,7 @@ python3 python3-pytest
 curl swaks fetchmail isync dnsmasq-base procps
 zlib1g-dev
 libnet-ssleay-perl libio-socket-ssl-perl
+postfix
 krb5-kdc krb5-admin-server krb5-user libsasl2-2 libsasl2-modules
 "
 
@@ -39,6 +40,27 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+# postfix is here for its binaries only: the queue tests run private
+# instances on loopback, and bench/queue compares against it.  "No
+# configuration" installs it without a main.cf, so no system MTA is set up
+# or started on port 25.
+case " $missing " in
+*" postfix "*)
+	echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+	;;
+esac
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+case " $missing " in
+*" postfix "*)
+	# Belt and braces: never leave a system Postfix enabled or running.
+	if command -v systemctl >/dev/null 2>&1; then
+		$SUDO systemctl disable postfix.service >/dev/null 2>&1 || true
+		if [ -d /run/systemd/system ]; then
+			$SUDO systemctl stop postfix.service >/dev/null 2>&1 || true
+		fi
+	fi
+	$SUDO postfix stop >/dev/null 2>&1 || true
+	;;
+esac
