@@ -528,3 +528,29 @@ char *queue_find_message_id(const char *data, size_t len)
 	}
 	return NULL;
 }
+
+size_t queue_count_received(const char *data, size_t len)
+{
+	size_t pos = 0, n = 0;
+
+	while (pos < len) {
+		const char *line = data + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t llen = nl != NULL ? (size_t)(nl - line) : len - pos;
+
+		if (llen == 0 || (llen == 1 && line[0] == '\r'))
+			break;  /* end of the header */
+		/* "Received" then optional WSP then ':' (RFC 5322 obsolete
+		 * syntax allows the WSP); continuation lines start with WSP. */
+		if (llen >= 9 && strncasecmp(line, "Received", 8) == 0) {
+			size_t k = 8;
+
+			while (k < llen && (line[k] == ' ' || line[k] == '\t'))
+				k++;
+			if (k < llen && line[k] == ':')
+				n++;
+		}
+		pos += llen + (nl != NULL ? 1 : 0);
+	}
+	return n;
+}

@@ -100,13 +100,20 @@ int queue_unescape(const char *token, size_t len, char **value_r) PETREL_MUST_CH
  * NULL when none. */
 char *queue_find_message_id(const char *data, size_t len);
 
+/* Number of Received: header fields in a header block (data[0..len),
+ * possibly cut; counting stops at the empty line).  The hop count. */
+size_t queue_count_received(const char *data, size_t len);
+
 /* True when every recipient is in a final state and notified. */
 bool queue_env_done(const struct queue_env *env);
 
 /* ---- scheduling math (queue_sched.c; pure) ---- */
 
-/* When a recipient that failed temporarily at now is tried again. */
-int64_t queue_next_retry(int64_t now, unsigned attempts, int64_t retry_interval);
+/* When a recipient that failed temporarily at now, for the attempts-th
+ * time, is tried again: retry_interval after the first failure, doubling
+ * after each further one, at most max_interval. */
+int64_t queue_next_retry(int64_t now, unsigned attempts, int64_t retry_interval,
+			 int64_t max_interval);
 /* True when the message has been queued for longer than max_time. */
 bool queue_expired(const struct queue_env *env, int64_t now, int64_t max_time);
 /* True when a delay notice is due at now. */

@@ -102,15 +102,28 @@ const char *queue_dir(struct queue *queue)
 
 /* ---- pure scheduling math ---- */
 
-int64_t queue_next_retry(int64_t now, unsigned attempts, int64_t retry_interval)
+int64_t queue_next_retry(int64_t now, unsigned attempts, int64_t retry_interval,
+			 int64_t max_interval)
 {
-	/* A fixed interval (the original product's rule), as configured. */
-	(void)attempts;
+	/* Exponential back-off per recipient: the first retry after
+	 * retry_interval, then twice as long after each further failure, at
+	 * most max_interval (never less than retry_interval).  A destination
+	 * that is down for a day is not hammered, one that was down for a
+	 * minute is tried again soon. */
+	int64_t wait;
+
 	if (retry_interval < 1)
 		retry_interval = 1;
-	if (now > INT64_MAX - retry_interval)
+	if (max_interval < retry_interval)
+		max_interval = retry_interval;
+	wait = retry_interval;
+	for (unsigned i = 1; i < attempts && wait < max_interval; i++)
+		wait = wait > max_interval / 2 ? max_interval : wait * 2;
+	if (wait > max_interval)
+		wait = max_interval;
+	if (now > INT64_MAX - wait)
 		return INT64_MAX;
-	return now + retry_interval;
+	return now + wait;
 }
 
 bool queue_expired(const struct queue_env *env, int64_t now, int64_t max_time)
@@ -360,7 +373,8 @@ static void apply_outcome(struct job *j, struct queue_rcpt *r, int code, const c
 			      !queue_rcpt_wants(r, QUEUE_NOTIFY_FAILURE);
 		state = "expired";
 	} else {
-		r->next_attempt = queue_next_retry(j->now, r->attempts, j->cfg->s.queue_retry_interval);
+		r->next_attempt = queue_next_retry(j->now, r->attempts, j->cfg->s.queue_retry_interval,
+						   j->cfg->s.queue_max_retry_interval);
 		state = "deferred";
 	}
 	log_attempt(j, r, logrelay, tls, state);
@@ -605,10 +619,69 @@ static void notify(struct job *j)
 	free(delay);
 }
 
+/* Counts the Received: fields of the queued message's header (its first
+ * QUEUE_HEADER_PEEK bytes); 0 when it cannot be read (delivery then
+ * reports the read error itself). */
+static size_t job_hops(const struct job *j)
+{
+	char *path = queue_spool_path(j->q->dir, j->env.id, ".eml");
+	char *buf = xmalloc(QUEUE_HEADER_PEEK);
+	size_t len = 0, hops = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		while (len < QUEUE_HEADER_PEEK) {
+			ssize_t n = read(fd, buf + len, QUEUE_HEADER_PEEK - len);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+		}
+		close(fd);
+		hops = queue_count_received(buf, len);
+	}
+	free(buf);
+	free(path);
+	return hops;
+}
+
+/* A message that has passed more than queue/max-hops servers is in a
+ * loop (two servers forwarding to each other, an alias pointing at a
+ * forward back here): every recipient bounces with 5.4.6.  Checked on the
+ * first run only: the header does not change in the queue.  True when
+ * the message was stopped. */
+static bool hop_limit_reached(struct job *j)
+{
+	size_t hops, limit = (size_t)j->cfg->s.queue_max_hops;
+	char diag[160];
+
+	for (size_t i = 0; i < j->env.rcpt_count; i++) {
+		if (j->env.rcpts[i].attempts > 0)
+			return false;
+	}
+	hops = job_hops(j);
+	if (hops <= limit)
+		return false;
+	snprintf(diag, sizeof(diag), "554 5.4.6 too many hops: %zu Received: header fields, "
+		 "more than %zu (mail loop?)", hops, limit);
+	for (size_t i = 0; i < j->env.rcpt_count; i++) {
+		if (j->env.rcpts[i].state == QUEUE_RCPT_PENDING)
+			apply_outcome(j, &j->env.rcpts[i], 554, "5.4.6", diag, NULL, "none", NULL);
+	}
+	return true;
+}
+
 static void run_job(struct job *j)
 {
 	size_t nremote = 0;
 	size_t *remote;
+
+	if (hop_limit_reached(j)) {
+		notify(j);
+		return;
+	}
 
 	/* Local recipients first (expansion may add remote ones). */
 	for (size_t i = 0; i < j->env.rcpt_count && i < QUEUE_MAX_RCPTS; i++) {

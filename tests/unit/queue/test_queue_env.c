@@ -194,15 +194,40 @@ static void test_message_id(void **state)
 	assert_null(queue_find_message_id(h4, sizeof(h4) - 1));
 }
 
+static void test_count_received(void **state)
+{
+	static const char h[] = "Received: from a\r\n\tby b; date\r\nreceived : x\r\n"
+				"X-Received: no\r\nReceived-SPF: pass\r\nSubject: Received: no\r\n"
+				"RECEIVED:y\r\n\r\nReceived: in the body\r\n";
+	static const char cut[] = "Received: a\r\nReceived: b\r\nRecei";
+
+	(void)state;
+	assert_int_equal(queue_count_received(h, sizeof(h) - 1), 3);
+	assert_int_equal(queue_count_received(cut, sizeof(cut) - 1), 2);
+	assert_int_equal(queue_count_received("", 0), 0);
+	assert_int_equal(queue_count_received("Received", 8), 0);
+	assert_int_equal(queue_count_received("\r\nReceived: x\r\n", 14), 0);
+}
+
 static void test_sched_math(void **state)
 {
 	struct queue_env e;
 	struct queue_rcpt r = { 0 };
 
 	make_env(&e, "a@b", NULL, "c@d", NULL);
-	assert_int_equal(queue_next_retry(100, 1, 60), 160);
-	assert_int_equal(queue_next_retry(INT64_MAX - 10, 1, 60), INT64_MAX);
-	assert_int_equal(queue_next_retry(100, 1, 0), 101);
+	assert_int_equal(queue_next_retry(100, 1, 60, 3600), 160);
+	assert_int_equal(queue_next_retry(INT64_MAX - 10, 1, 60, 3600), INT64_MAX);
+	assert_int_equal(queue_next_retry(100, 1, 0, 0), 101);
+	/* exponential back-off: 60, 120, 240, ... up to the maximum */
+	assert_int_equal(queue_next_retry(100, 0, 60, 3600), 160);
+	assert_int_equal(queue_next_retry(100, 2, 60, 3600), 220);
+	assert_int_equal(queue_next_retry(100, 3, 60, 3600), 340);
+	assert_int_equal(queue_next_retry(100, 6, 60, 3600), 100 + 1920);
+	assert_int_equal(queue_next_retry(100, 7, 60, 3600), 100 + 3600);
+	assert_int_equal(queue_next_retry(100, 4000000000u, 60, 3600), 100 + 3600);
+	assert_int_equal(queue_next_retry(INT64_MAX - 100, 40, 900, INT64_MAX), INT64_MAX);
+	/* a maximum below the base interval: the base interval */
+	assert_int_equal(queue_next_retry(100, 5, 60, 10), 160);
 	assert_false(queue_expired(&e, e.arrival + 99, 100));
 	assert_true(queue_expired(&e, e.arrival + 100, 100));
 	assert_false(queue_delay_due(&e, e.arrival + 10, 0));
@@ -278,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_env_truncated_and_corrupt),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_message_id),
+		cmocka_unit_test(test_count_received),
 		cmocka_unit_test(test_sched_math),
 		cmocka_unit_test(test_dsn_format),
 	};
