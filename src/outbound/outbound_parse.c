@@ -10,9 +10,10 @@
  * bare CR or LF, a bad code, or more than OUTBOUND_MAX_REPLY bytes is BAD
  * and the session is dropped; the kept text has only printable ASCII.
  */
-#include "outbound/outbound.h"
+#include "outbound/outbound_private.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <string.h>
 #include <strings.h>
 
@@ -291,4 +292,42 @@ int outbound_xtext_decode(const char *text, size_t len, struct buf *out)
 		}
 	}
 	return 0;
+}
+
+/* ---- loop checks (pure; used by outbound_session.c) ---- */
+
+/* True when a greeting's text ("mx.example.net ESMTP ...") starts with
+ * our own host name. */
+bool ob_greets_as_me(const char *text, const char *me)
+{
+	size_t n = strcspn(text, " ");
+
+	if (me == NULL || me[0] == '\0' || n != strlen(me))
+		return false;
+	return strncasecmp(text, me, n) == 0;
+}
+
+/* RFC 5321 5.1: when our own host name is among the domain's exchangers,
+ * only the ones strictly preferred to us may be used; when we are the best
+ * exchanger, the mail loops back to us (the domain is not local, or it
+ * would not be here).  Returns -1 then, else 0 with res trimmed. */
+int ob_drop_self(struct ob_resolve *res, const char *me)
+{
+	int self_pref = INT_MAX;
+	size_t n = 0;
+
+	if (me == NULL || me[0] == '\0')
+		return 0;
+	for (size_t i = 0; i < res->count; i++) {
+		if (strcasecmp(res->dests[i].host, me) == 0 && res->dests[i].pref < self_pref)
+			self_pref = res->dests[i].pref;
+	}
+	if (self_pref == INT_MAX)
+		return 0;
+	for (size_t i = 0; i < res->count; i++) {
+		if (res->dests[i].pref < self_pref)
+			res->dests[n++] = res->dests[i];
+	}
+	res->count = n;
+	return n > 0 ? 0 : -1;
 }

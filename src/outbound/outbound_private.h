@@ -33,4 +33,13 @@ struct ob_resolve {
 int ob_resolve(const char *server, const char *name, bool use_mx, struct ob_resolve *res);
 void ob_resolve_free(struct ob_resolve *res);
 
+/* Loop checks (outbound_parse.c, pure).  True when a greeting's text
+ * ("mx.example.net ESMTP ...") starts with our host name me: we are
+ * talking to ourselves. */
+bool ob_greets_as_me(const char *text, const char *me);
+/* Drops the destinations not strictly preferred to our own host name me
+ * among the exchangers; -1 when we are the best one (the mail would loop),
+ * else 0 (res unchanged when me is not an exchanger). */
+int ob_drop_self(struct ob_resolve *res, const char *me);
+
 #endif

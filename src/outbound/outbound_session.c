@@ -568,42 +568,6 @@ out:
 	return ret;
 }
 
-/* True when a greeting's text ("mx.example.net ESMTP ...") starts with
- * our own host name. */
-static bool greets_as_me(const char *text, const char *me)
-{
-	size_t n = strcspn(text, " ");
-
-	if (me == NULL || me[0] == '\0' || n != strlen(me))
-		return false;
-	return strncasecmp(text, me, n) == 0;
-}
-
-/* RFC 5321 5.1: when our own host name is among the domain's exchangers,
- * only the ones strictly preferred to us may be used; when we are the best
- * exchanger, the mail loops back to us (the domain is not local, or it
- * would not be here).  Returns -1 then, else 0 with res trimmed. */
-static int drop_self(struct ob_resolve *res, const char *me)
-{
-	int self_pref = INT_MAX;
-	size_t n = 0;
-
-	if (me == NULL || me[0] == '\0')
-		return 0;
-	for (size_t i = 0; i < res->count; i++) {
-		if (strcasecmp(res->dests[i].host, me) == 0 && res->dests[i].pref < self_pref)
-			self_pref = res->dests[i].pref;
-	}
-	if (self_pref == INT_MAX)
-		return 0;
-	for (size_t i = 0; i < res->count; i++) {
-		if (res->dests[i].pref < self_pref)
-			res->dests[n++] = res->dests[i];
-	}
-	res->count = n;
-	return n > 0 ? 0 : -1;
-}
-
 /* Opens a session to d and brings it to the MAIL stage. */
 static struct ob_conn *conn_open(struct outbound *ob, const struct outbound_settings *set,
 				 const struct route_config *route, const struct ob_dest *d,
@@ -636,7 +600,7 @@ static struct ob_conn *conn_open(struct outbound *ob, const struct outbound_sett
 		reply_outcome(o, &r, "the greeting");
 		goto fail;
 	}
-	if (greets_as_me(r.text, set->helo)) {
+	if (ob_greets_as_me(r.text, set->helo)) {
 		/* We have connected to ourselves (an MX, route or smart host
 		 * that leads back here, on any of our addresses): sending
 		 * would loop until the hop limit.  Postfix does the same. */
@@ -1105,7 +1069,7 @@ void outbound_deliver(struct outbound *ob, const struct outbound_settings *set, 
 		finish(rcpts, count, &o, "none", "none");
 		return;
 	}
-	if (use_mx && drop_self(&res, set->helo) < 0) {
+	if (use_mx && ob_drop_self(&res, set->helo) < 0) {
 		set_outcome(&o, 554, "5.4.6", false, "mail for %s loops back to myself: %s is its "
 			    "best mail exchanger", domain, set->helo);
 		ob_resolve_free(&res);

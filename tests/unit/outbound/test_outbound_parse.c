@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 
 #include "core/buf.h"
 #include "outbound/outbound.h"
+#include "outbound/outbound_private.h"
 
 static enum outbound_reply_result parse(const char *s, size_t len, struct outbound_reply *r,
 					size_t *used)
@@ -175,6 +177,44 @@ static void test_xtext(void **state)
 	buf_deinit(&b);
 }
 
+static void test_loop_checks(void **state)
+{
+	struct ob_dest d[4];
+	struct ob_resolve res = { .dests = d, .count = 4 };
+
+	(void)state;
+	assert_true(ob_greets_as_me("mail.example.test ESMTP Petrel", "mail.example.test"));
+	assert_true(ob_greets_as_me("MAIL.Example.TEST", "mail.example.test"));
+	assert_false(ob_greets_as_me("mail.example.test.evil ESMTP", "mail.example.test"));
+	assert_false(ob_greets_as_me("mail.example ESMTP", "mail.example.test"));
+	assert_false(ob_greets_as_me("", "mail.example.test"));
+	assert_false(ob_greets_as_me("x ESMTP", ""));
+
+	/* mx1 (5) is preferred to us (10): only mx1 stays, not mx3 (20) */
+	memset(d, 0, sizeof(d));
+	snprintf(d[0].host, sizeof(d[0].host), "mx1.test");
+	d[0].pref = 5;
+	snprintf(d[1].host, sizeof(d[1].host), "Me.Test");
+	d[1].pref = 10;
+	snprintf(d[2].host, sizeof(d[2].host), "mx1.test");
+	d[2].pref = 5;
+	snprintf(d[3].host, sizeof(d[3].host), "mx3.test");
+	d[3].pref = 20;
+	assert_int_equal(ob_drop_self(&res, "me.test"), 0);
+	assert_int_equal(res.count, 2);
+	assert_string_equal(d[0].host, "mx1.test");
+	assert_string_equal(d[1].host, "mx1.test");
+	/* not an exchanger: unchanged */
+	res.count = 2;
+	assert_int_equal(ob_drop_self(&res, "other.test"), 0);
+	assert_int_equal(res.count, 2);
+	/* we are the best (equal preference counts as not better): loop */
+	d[1].pref = 5;
+	snprintf(d[1].host, sizeof(d[1].host), "me.test");
+	assert_int_equal(ob_drop_self(&res, "me.test"), -1);
+	assert_int_equal(res.count, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +225,7 @@ int main(void)
 		cmocka_unit_test(test_reply_byte_at_a_time),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_xtext),
+		cmocka_unit_test(test_loop_checks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
