@@ -109,6 +109,9 @@ static char *field_value(const char *msg, const struct field *f)
 	size_t start = f->start + f->name_len + 1, k = 0;
 	char *out = xmalloc(QUEUE_MSG_MAX_VALUE + 1);
 
+	while (start < f->end && (msg[start] == ' ' || msg[start] == '\t'))
+		start++;
+
 	for (size_t i = start; i < f->end && k < QUEUE_MSG_MAX_VALUE; i++) {
 		if (msg[i] == '\r' || msg[i] == '\n')
 			continue;
