@@ -276,6 +276,7 @@ static int read_record(const char *path, struct queue_pending *p)
 	size_t len;
 	int ret;
 
+	memset(p, 0, sizeof(*p));
 	if (fileio_read_all(path, LIST_MAX_RECORD, &data, &len) < 0)
 		return -1;
 	ret = queue_pending_parse(data, len, p);
