@@ -13,7 +13,6 @@
  */
 #include "admin/admin.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/log.h"
