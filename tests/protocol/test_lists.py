@@ -458,3 +458,27 @@ def test_autoreply_not_for_list_mail(lenv):
     lenv.wait_mailbox(lambda b: any(b"list post" in m for m in b), user="bob")
     settle(lenv)
     assert not any(b"auto-replied" in m for m in lenv.mailbox("alice"))
+
+
+# --------------------------------------------------------------- hostile --
+
+def test_hostile_many_header_lines_to_list_and_autoreply(lenv):
+    """HOSTILE-INPUT rows 10/11: 30 000 header lines (X-Loop of other lists,
+    a folded Cc; under smtp/max-header-size) reach the loop check, the
+    rewrite and the auto-reply rules: linear time, one copy, engine alive."""
+    start(lenv)
+    users(lenv, "bob")
+    ctl_ok(lenv, "user", "autoreply", addr("bob"), "--on", "--subject", "Away", "--text", "x")
+    news(lenv, addr("bob"))
+    extra = b"".join(b"X-Loop: other%d@remote.test\r\n" % i for i in range(15000))
+    extra += b"Cc: a@remote.test" + b"".join(b",\r\n b%d@remote.test" % i for i in range(15000))
+    extra += b"\r\n"
+    t0 = time.time()
+    post(lenv, addr("bob"), LIST, "many lines", extra=extra)
+    box = lenv.wait_mailbox(lambda b: any(b"many lines" in m for m in b), user="bob")
+    assert time.time() - t0 < 20 * SLOW
+    m = [x for x in box if b"many lines" in x][0]
+    assert m.count(b"X-Loop: other") == 15000
+    assert m.count(b"X-Loop: news@example.test") == 1
+    settle(lenv)
+    lenv.p.assert_alive()
