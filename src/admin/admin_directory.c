@@ -13,15 +13,12 @@
  */
 #include "admin/admin.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/log.h"
 #include "core/str.h"
 #include "directory/directory.h"
 #include "directory/directory_cmd.h"
-
-static pthread_mutex_t directory_writer = PTHREAD_MUTEX_INITIALIZER;
 
 json_t *admin_do_directory(json_t *request, const struct admin_engine *engine)
 {
@@ -32,18 +29,18 @@ json_t *admin_do_directory(json_t *request, const struct admin_engine *engine)
 	char *what;
 
 	if (writes)
-		pthread_mutex_lock(&directory_writer);
+		directory_writer_lock();
 	dir = directory_current();
 	if (dir == NULL) {
 		if (writes)
-			pthread_mutex_unlock(&directory_writer);
+			directory_writer_unlock();
 		return json_pack("{s:b, s:s}", "ok", 0, "error", "no directory loaded");
 	}
 	reply = directory_cmd_execute(dir, request, &saved);
 	if (saved != NULL)
 		directory_set_current(saved);
 	if (writes) {
-		pthread_mutex_unlock(&directory_writer);
+		directory_writer_unlock();
 		what = directory_cmd_describe(request);
 		if (json_is_true(json_object_get(reply, "ok")))
 			log_info("admin", "directory changed %s", what);

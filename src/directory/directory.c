@@ -893,6 +893,8 @@ static char *describe_entry(const struct dir_entry *e, bool full)
 	case DIR_ENTRY_LIST:
 	case DIR_ENTRY_LIST_SUBSCRIBE:
 	case DIR_ENTRY_LIST_UNSUBSCRIBE:
+	case DIR_ENTRY_LIST_BOUNCES:
+	case DIR_ENTRY_LIST_MODERATE:
 		name = ((const struct dir_list *)e->object)->name;
 		address = ((const struct dir_list *)e->object)->address;
 		break;
@@ -912,6 +914,10 @@ static char *describe_entry(const struct dir_entry *e, bool full)
 		return xasprintf("the subscribe address of list %s", full ? address : name);
 	case DIR_ENTRY_LIST_UNSUBSCRIBE:
 		return xasprintf("the unsubscribe address of list %s", full ? address : name);
+	case DIR_ENTRY_LIST_BOUNCES:
+		return xasprintf("the bounce address of list %s", full ? address : name);
+	case DIR_ENTRY_LIST_MODERATE:
+		return xasprintf("the moderation address of list %s", full ? address : name);
 	}
 	return xstrdup("?");
 }
@@ -1087,6 +1093,10 @@ static int add_domain_entries(struct directory *dir, const struct dir_domain *d,
 			  DIR_ENTRY_LIST_SUBSCRIBE, l, d, l->line);
 		add_entry(dir, cap, xasprintf("%.*s-unsubscribe%s", len, l->address, at),
 			  DIR_ENTRY_LIST_UNSUBSCRIBE, l, d, l->line);
+		add_entry(dir, cap, xasprintf("%.*s-bounces%s", len, l->address, at),
+			  DIR_ENTRY_LIST_BOUNCES, l, d, l->line);
+		add_entry(dir, cap, xasprintf("%.*s-moderate%s", len, l->address, at),
+			  DIR_ENTRY_LIST_MODERATE, l, d, l->line);
 	}
 	if (d->catch_all != NULL && !directory_valid_address(d->catch_all, NULL))
 		return dir_fail(c, d->line, "domain %s: catch-all %s is not a valid address", d->name,

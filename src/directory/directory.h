@@ -516,8 +516,9 @@ bool directory_list_has_moderator(const struct directory *dir, const struct dir_
  * are expanded recursively; the result holds local mailboxes and remote
  * addresses, each once.  Mailing lists are not expanded: a list is a
  * result (or a recipient) of its own, which delivery distributes after
- * checking its posting policy.  "LIST-subscribe@" and "LIST-unsubscribe@"
- * (with an optional "+token") are list commands.  A domain's catch-all
+ * checking its posting policy.  "LIST-subscribe@", "LIST-unsubscribe@",
+ * "LIST-bounces@" and "LIST-moderate@" (with an optional "+token") are list
+ * commands.  A domain's catch-all
  * applies only to an address that matches nothing else, and only at the
  * top (a dangling alias target does not fall into it).  A local target
  * that does not exist is skipped; an alias whose targets all are skipped
@@ -544,9 +545,16 @@ enum dir_entry_kind {
 	DIR_ENTRY_LIST,
 	DIR_ENTRY_LIST_SUBSCRIBE,
 	DIR_ENTRY_LIST_UNSUBSCRIBE,
+	DIR_ENTRY_LIST_BOUNCES,   /* NAME-bounces: envelope sender of list mail */
+	DIR_ENTRY_LIST_MODERATE,  /* NAME-moderate+approve-T / +reject-T */
 };
 
-enum dir_list_command { DIR_LIST_SUBSCRIBE, DIR_LIST_UNSUBSCRIBE };
+enum dir_list_command {
+	DIR_LIST_SUBSCRIBE,
+	DIR_LIST_UNSUBSCRIBE,
+	DIR_LIST_BOUNCES,         /* delivery status notices about list mail */
+	DIR_LIST_MODERATE,        /* a moderator's answer to a held post */
+};
 
 enum dir_rcpt_kind {
 	DIR_RCPT_LOCAL,           /* the mailbox of user */
@@ -627,6 +635,12 @@ bool directory_autoreply_should_send(const struct directory *dir, const struct d
  * first second, *end_r the first second after (a day, or start + 1).
  * Returns 0 or -1. */
 int directory_parse_date(const char *text, int64_t *start_r, int64_t *end_r) PETREL_MUST_CHECK;
+
+/* Serializes writers of users.cfg inside the engine (the admin API and
+ * delivery's list subscriptions): hold it from directory_current() to
+ * directory_set_current() so that two changes never lose each other. */
+void directory_writer_lock(void);
+void directory_writer_unlock(void);
 
 /* The process-wide current snapshot (directory_current.c).
  * directory_current() returns a new reference (caller unrefs) or NULL

@@ -346,8 +346,11 @@ json_t *directory_resolution_json(const struct dir_resolution *res)
 	if (res->list != NULL)
 		json_object_set_new(o, "list", jstr(res->list->address));
 	if (res->kind == DIR_RESOLVE_LIST_COMMAND)
-		json_object_set_new(o, "command", jstr(res->command == DIR_LIST_SUBSCRIBE
-							? "subscribe" : "unsubscribe"));
+		json_object_set_new(o, "command",
+				    jstr(res->command == DIR_LIST_SUBSCRIBE     ? "subscribe"
+					 : res->command == DIR_LIST_UNSUBSCRIBE ? "unsubscribe"
+					 : res->command == DIR_LIST_BOUNCES     ? "bounces"
+										: "moderate"));
 	if (res->detail != NULL)
 		json_object_set_new(o, "detail", jstr(res->detail));
 	json_object_set_new(o, "catch_all", json_boolean(res->catch_all));

@@ -5,6 +5,17 @@
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct directory *current;
+static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void directory_writer_lock(void)
+{
+	pthread_mutex_lock(&writer_lock);
+}
+
+void directory_writer_unlock(void)
+{
+	pthread_mutex_unlock(&writer_lock);
+}
 
 struct directory *directory_current(void)
 {

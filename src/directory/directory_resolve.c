@@ -228,6 +228,8 @@ static bool expand_entry(struct resolver *r, const struct dir_entry *e, const ch
 		return true;
 	case DIR_ENTRY_LIST_SUBSCRIBE:
 	case DIR_ENTRY_LIST_UNSUBSCRIBE:
+	case DIR_ENTRY_LIST_BOUNCES:
+	case DIR_ENTRY_LIST_MODERATE:
 		/* Only meaningful as an envelope recipient of its own. */
 		r->res->skipped++;
 		return false;
@@ -329,10 +331,14 @@ void directory_resolve(const struct directory *dir, const char *address, char se
 			goto out;
 		case DIR_ENTRY_LIST_SUBSCRIBE:
 		case DIR_ENTRY_LIST_UNSUBSCRIBE:
+		case DIR_ENTRY_LIST_BOUNCES:
+		case DIR_ENTRY_LIST_MODERATE:
 			res->kind = DIR_RESOLVE_LIST_COMMAND;
 			res->list = e->object;
 			res->command = e->kind == DIR_ENTRY_LIST_SUBSCRIBE ? DIR_LIST_SUBSCRIBE
-									  : DIR_LIST_UNSUBSCRIBE;
+				       : e->kind == DIR_ENTRY_LIST_UNSUBSCRIBE ? DIR_LIST_UNSUBSCRIBE
+				       : e->kind == DIR_ENTRY_LIST_BOUNCES ? DIR_LIST_BOUNCES
+									   : DIR_LIST_MODERATE;
 			goto out;
 		case DIR_ENTRY_USER:
 		case DIR_ENTRY_USER_ALIAS:
@@ -398,6 +404,8 @@ const char *directory_entry_kind_str(enum dir_entry_kind kind)
 	case DIR_ENTRY_LIST: return "list";
 	case DIR_ENTRY_LIST_SUBSCRIBE: return "list-subscribe";
 	case DIR_ENTRY_LIST_UNSUBSCRIBE: return "list-unsubscribe";
+	case DIR_ENTRY_LIST_BOUNCES: return "list-bounces";
+	case DIR_ENTRY_LIST_MODERATE: return "list-moderate";
 	}
 	return "?";
 }

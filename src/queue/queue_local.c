@@ -65,6 +65,8 @@ void queue_local_result_free(struct queue_local_result *res)
 	res->expanded = NULL;
 	res->expanded_direct = NULL;
 	res->expanded_count = 0;
+	free(res->user);
+	res->user = NULL;
 }
 
 static int map_store_status(enum store_status st, struct queue_local_result *res,
@@ -124,6 +126,8 @@ static void deliver_with_path(struct store *store, const struct dir_user *user,
 	memcpy(full, with_path, with_len);
 	memcpy(full + with_len, msg, msg_len);
 	deliver_to_user(store, user, full, with_len + msg_len, res);
+	if (res->code == 250)
+		res->user = xstrdup(user->address);  /* auto-reply (queue_autoreply.c) */
 	free(full);
 	free(with_path);
 }
@@ -172,9 +176,10 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 		goto out;
 	case DIR_RESOLVE_LIST:
 	case DIR_RESOLVE_LIST_COMMAND:
-		/* Mailing list distribution is not implemented yet; keep the
-		 * message (a 5xx would lose it). */
-		set_result(res, 451, "4.3.0", "451 4.3.0 mailing list delivery not available yet");
+		/* The posting policy needs the envelope and the queue: the
+		 * caller hands it to queue_list_deliver (queue_list.c). */
+		set_result(res, 451, "4.3.0", "451 4.3.0 mailing list");
+		res->list = true;
 		goto out;
 	case DIR_RESOLVE_RECIPIENTS:
 		break;
@@ -206,7 +211,7 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 	res->expanded_direct = xcalloc(rs.rcpt_count, sizeof(bool));
 	for (size_t i = 0; i < rs.rcpt_count; i++) {
 		if (rs.rcpts[i].kind == DIR_RCPT_LIST) {
-			/* A list reached through an alias: kept for now (see above). */
+			/* A list reached through an alias: a recipient of its own. */
 			res->expanded_direct[res->expanded_count] = false;
 		} else {
 			res->expanded_direct[res->expanded_count] = rs.rcpts[i].kind == DIR_RCPT_LOCAL;

@@ -183,6 +183,12 @@ struct queue_local_result {
 	char **expanded;
 	bool *expanded_direct;     /* per entry: a local user's own mailbox */
 	size_t expanded_count;
+	/* The address is a mailing list or a list command: the caller hands
+	 * it to queue_list_deliver (queue_list.h), which sets code. */
+	bool list;
+	/* Delivered (250) into the mailbox of this user (address; caller
+	 * frees with queue_local_result_free): auto-reply candidate. */
+	char *user;
 };
 
 /* True when address's domain is one of ours (directory snapshot). */

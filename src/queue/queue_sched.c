@@ -40,6 +40,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "outbound/outbound.h"
+#include "queue/queue_list.h"
 
 /* Largest message read into memory for local delivery and notices. */
 #define QUEUE_MAX_MESSAGE_READ (1024ull * 1024 * 1024)
@@ -412,6 +413,11 @@ static void deliver_local(struct job *j, size_t i)
 	}
 	queue_local_deliver(j->q->store, r->address, r->direct, j->env.sender, j->msg, j->msg_len,
 			    &res);
+	if (res.list)  /* a mailing list or a list command (queue_list.c) */
+		queue_list_deliver(j->q, j->cfg, &j->env, r->address, j->msg, j->msg_len, j->now,
+				   &res);
+	else if (res.code == 250 && res.user != NULL)
+		queue_autoreply_consider(j->q, j->cfg, &j->env, res.user, j->msg, j->msg_len, j->now);
 	if (res.code == 0) {
 		/* Not local any more: goes out as a remote recipient. */
 		queue_local_result_free(&res);

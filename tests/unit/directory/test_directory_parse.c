@@ -334,6 +334,9 @@ static const struct error_case error_cases[] = {
 	{ "list command collides with a user", D1 "<user name=\"news-subscribe\"/>\n<list name=\"news\"/>" D1_END,
 	  "u.cfg:3: the subscribe address of list news: address news-subscribe@example.com is already "
 	  "taken by user news-subscribe (line 2)" },
+	{ "list bounce address collides with an alias", D1 "<alias name=\"news-bounces\"><target>x@remote.example</target></alias>\n<list name=\"news\"/>" D1_END,
+	  "u.cfg:3: the bounce address of list news: address news-bounces@example.com is already "
+	  "taken by alias news-bounces (line 2)" },
 	{ "list description control", D1 "<list name=\"l\">\n<description>a&#9;b</description></list>" D1_END,
 	  "u.cfg:3: list l: description contains control characters" },
 	{ "list description twice", D1 "<list name=\"l\">\n<description>a</description>\n<description>b</description></list>" D1_END,

@@ -228,6 +228,20 @@ static void test_lists(void **state)
 	assert_string_equal(res.detail, "Tok3n");
 	directory_resolution_free(&res);
 
+	/* the bounce and moderation addresses are list commands too */
+	directory_resolve(dir, "news-bounces@example.com", '+', &res);
+	assert_int_equal(res.kind, DIR_RESOLVE_LIST_COMMAND);
+	assert_int_equal(res.entry, DIR_ENTRY_LIST_BOUNCES);
+	assert_int_equal(res.command, DIR_LIST_BOUNCES);
+	directory_resolution_free(&res);
+	directory_resolve(dir, "news-moderate+approve-abc@example.net", '+', &res);
+	assert_int_equal(res.kind, DIR_RESOLVE_LIST_COMMAND);
+	assert_int_equal(res.entry, DIR_ENTRY_LIST_MODERATE);
+	assert_int_equal(res.command, DIR_LIST_MODERATE);
+	assert_string_equal(res.detail, "approve-abc");
+	assert_string_equal(res.list->address, "news@example.com");
+	directory_resolution_free(&res);
+
 	/* a list behind an alias is a recipient of its own */
 	expect(dir, "to-list@example.com", '+', DIR_RESOLVE_RECIPIENTS, "list:news@example.com");
 
