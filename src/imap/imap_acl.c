@@ -310,33 +310,36 @@ static void list_owner(struct store_user *owner, enum imap_ns ns, const char *pr
 	size_t count, start = *n;
 	const char *error;
 	struct imap_target t;
+	bool *visible;
 
 	if (store_folder_list(owner, &list, &count, &error) != STORE_OK)
 		return;
 	memset(&t, 0, sizeof(t));
 	t.owner = owner;
 	t.ns = ns;
+	/* one ACL read per folder; the list is sorted, so a folder's
+	 * children follow it */
+	visible = xcalloc(count + 1, sizeof(*visible));
 	for (size_t i = 0; i < count; i++) {
 		uint32_t rights;
+
+		visible[i] = list[i].exists &&
+			     folder_rights(&t, w, list[i].name, &rights, &error) == STORE_OK &&
+			     (rights & STORE_ACL_L) != 0;
+	}
+	for (size_t i = 0; i < count; i++) {
+		size_t len = strlen(list[i].name);
 		bool children = false;
 
-		if (!list[i].exists ||
-		    folder_rights(&t, w, list[i].name, &rights, &error) != STORE_OK ||
-		    (rights & STORE_ACL_L) == 0)
+		if (!visible[i])
 			continue;
-		/* children that this user may see */
-		for (size_t k = 0; k < count && !children; k++) {
-			size_t len = strlen(list[i].name);
-			uint32_t r;
-
-			if (list[k].exists && strncmp(list[k].name, list[i].name, len) == 0 &&
-			    list[k].name[len] == '/' &&
-			    folder_rights(&t, w, list[k].name, &r, &error) == STORE_OK &&
-			    (r & STORE_ACL_L) != 0)
-				children = true;
+		for (size_t k = i + 1; k < count && !children; k++) {
+			children = visible[k] && strncmp(list[k].name, list[i].name, len) == 0 &&
+				   list[k].name[len] == '/';
 		}
 		add_info(out, n, xasprintf("%s/%s", prefix, list[i].name), true, children);
 	}
+	free(visible);
 	store_folder_list_free(&list, count);
 	if (*n > start)
 		add_info(out, n, xstrdup(prefix), false, true);
