@@ -311,3 +311,57 @@ def test_acl_entry_limit(petrel_dirs):
     a.ok("SETACL Projects g0@%s lr" % D)
     line = a.ok("GETACL Projects")[0]
     assert line.count(b" lr") >= 2 and b"g0@" in line and b"anyone" not in line
+
+
+def test_acl_public_folders_per_domain(petrel):
+    users(petrel)
+    assert petrel.ctl("domain", "add", "other.test").returncode == 0
+    add_user(petrel, "dan@other.test", "Dan-secret-pw-1")
+    a = imap_login(petrel.port("imap"))
+    a.ok('CREATE "Public Folders/News"')
+    a.ok('CREATE "Public Folders/News/2026"')
+    # LIST "%" shows the namespace level, not what is below it
+    b = imap_login(petrel.port("imap"), BOB, BOB_PW)
+    listing = b"".join(b.ok('LIST "" "%"'))
+    assert b'(\\Noselect \\HasChildren) "/" "Public Folders"' in listing
+    assert b"Public Folders/News" not in listing
+    listing = b"".join(b.ok('LIST "" "Public Folders/%"'))
+    assert b'(\\HasChildren) "/" "Public Folders/News"' in listing
+    # a user of another domain sees none of them
+    d = imap_login(petrel.port("imap"), "dan@other.test", "Dan-secret-pw-1")
+    assert b"Public Folders" not in b"".join(d.ok('LIST "" "*"'))
+    assert tagged(d.cmd('SELECT "Public Folders/News"')).startswith(b"NO [NONEXISTENT]")
+    # nor is dan an administrator of example.test's public folders
+    assert tagged(d.cmd('CREATE "Public Folders/Dan"')).startswith(b"NO [NOPERM]")
+
+
+def test_acl_move_and_rename_rights(petrel):
+    users(petrel)
+    a = owner_with_folder(petrel, n=3)
+    a.ok("CREATE Projects/Old")
+    a.ok("SETACL Projects %s lrte" % BOB)
+    b = imap_login(petrel.port("imap"), BOB, BOB_PW)
+    name = quote(OTHER + "/Projects")
+    b.ok("SELECT %s" % name)
+    # MOVE out needs t and e at the source, i at the target (bob's own INBOX)
+    lines = b.ok("MOVE 1 INBOX")
+    assert b"* 1 EXPUNGE\r\n" in lines
+    # not into a folder of the owner without rights: the answer for a
+    # folder that does not exist
+    hidden = tagged(b.cmd("COPY 1 %s" % quote(OTHER + "/Projects/Old")))
+    assert hidden.startswith(b"NO [TRYCREATE]")
+    assert hidden == tagged(b.cmd("COPY 1 %s" % quote(OTHER + "/Projects/Nope")))
+    a.ok("SETACL Projects/Old %s li" % BOB)
+    assert tagged(b.ok("COPY 1 %s" % quote(OTHER + "/Projects/Old"))).startswith(b"OK [COPYUID")
+    # RENAME within the owner's folders: x on the folder, k on the new parent
+    old = quote(OTHER + "/Projects/Old")
+    new = quote(OTHER + "/Projects/Older")
+    assert tagged(b.cmd("RENAME %s %s" % (old, new))).startswith(b"NO [NOPERM]")
+    a.ok("SETACL Projects/Old %s +x" % BOB)
+    assert tagged(b.cmd("RENAME %s %s" % (old, new))).startswith(b"NO [NOPERM]")
+    a.ok("SETACL Projects %s +k" % BOB)
+    b.ok("RENAME %s %s" % (old, new))
+    listing = b"".join(a.ok('LIST "" "Projects/*"'))
+    assert b"Projects/Older" in listing and b"Projects/Old\"" not in listing
+    # the ACL moved with the folder
+    assert b.ok("MYRIGHTS %s" % new)[0] == b"* MYRIGHTS %s lixc\r\n" % new.encode()
