@@ -365,3 +365,29 @@ def test_acl_move_and_rename_rights(petrel):
     assert b"Projects/Older" in listing and b"Projects/Old\"" not in listing
     # the ACL moved with the folder
     assert b.ok("MYRIGHTS %s" % new)[0] == b"* MYRIGHTS %s lixc\r\n" % new.encode()
+
+
+def test_acl_public_folders_petrelctl(petrel):
+    users(petrel)
+    res = petrel.ctl("public", "create", D, "Announcements")
+    assert res.returncode == 0, res.stderr
+    res = petrel.ctl("public", "list", D)
+    assert res.returncode == 0 and "Announcements anyone=lr (default)" in res.stdout, res.stdout
+    res = petrel.ctl("public", "setacl", D, "Announcements", BOB, "lrswi")
+    assert res.returncode == 0, res.stderr
+    res = petrel.ctl("--json", "public", "list", D)
+    assert res.returncode == 0
+    assert '"identifier": "%s"' % BOB in res.stdout and '"rights": "lrswi"' in res.stdout
+    b = imap_login(petrel.port("imap"), BOB, BOB_PW)
+    assert b.ok('MYRIGHTS "Public Folders/Announcements"')[0] == \
+        b'* MYRIGHTS "Public Folders/Announcements" lrswi\r\n'
+    append(b, "Public Folders/Announcements", message("posted by bob"))
+    # mistakes are refused with a reason and exit status 1 or 2
+    for args, code in ((("public", "create", "nosuch.test", "X"), 1),
+                       (("public", "create", D, "../x"), 1),
+                       (("public", "setacl", D, "Announcements", BOB, "lrz"), 1),
+                       (("public", "setacl", D, "Announcements", "nobody@" + D, "lr"), 1),
+                       (("public", "setacl", D, "Nope", BOB, "lr"), 1),
+                       (("public", "create", D), 2)):
+        res = petrel.ctl(*args)
+        assert res.returncode == code and res.stderr, (args, res.returncode, res.stderr)
