@@ -465,10 +465,9 @@ static bool identifier_known(const char *id, char **canon_r)
 	return ok;
 }
 
-static void acl_line_start(struct imap_job *job, struct buf *line, const char *what,
-			   const char *client_name)
+/* "* WHAT mailbox" (the mailbox as the client's form quotes it). */
+static void acl_line_start(struct buf *line, const char *what, const char *client_name)
 {
-	(void)job;
 	if (buf_printf(line, "* %s ", what) < 0 || buf_append_str(line, client_name) < 0)
 		panic("imap acl: buffer");
 }
@@ -527,7 +526,7 @@ static void acl_run(struct imap_job *job)
 			imap_job_fail(job, st, error);
 			break;
 		}
-		acl_line_start(job, &line, "ACL", d->client_name);
+		acl_line_start(&line, "ACL", d->client_name);
 		if (t.ns != IMAP_NS_PUBLIC_FOLDERS && t.owner_id != NULL) {
 			/* the owner's implicit rights come first */
 			if (buf_append_char(&line, ' ') < 0)
@@ -556,7 +555,7 @@ static void acl_run(struct imap_job *job)
 		break;
 	}
 	case ACL_LIST:
-		acl_line_start(job, &line, "LISTRIGHTS", d->client_name);
+		acl_line_start(&line, "LISTRIGHTS", d->client_name);
 		if (buf_append_char(&line, ' ') < 0)
 			panic("imap acl: buffer");
 		put_astring(&line, d->identifier);
@@ -577,7 +576,7 @@ static void acl_run(struct imap_job *job)
 		evbuffer_add(job->out, line.data, line.len);
 		break;
 	case ACL_MY:
-		acl_line_start(job, &line, "MYRIGHTS", d->client_name);
+		acl_line_start(&line, "MYRIGHTS", d->client_name);
 		if (buf_append_char(&line, ' ') < 0)
 			panic("imap acl: buffer");
 		put_rights(&line, t.rights);
