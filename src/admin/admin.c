@@ -93,6 +93,10 @@ static const struct {
 	/* mailbox store (admin_mailbox.c) */
 	{ "mailbox-stats", admin_do_mailbox_stats },
 	{ "mailbox-reindex", admin_do_mailbox_reindex },
+	/* public folders (admin_public.c) */
+	{ "public-create", admin_do_public_create },
+	{ "public-list", admin_do_public_list },
+	{ "public-setacl", admin_do_public_setacl },
 };
 
 json_t *admin_dispatch(json_t *request, const struct admin_engine *engine)

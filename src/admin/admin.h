@@ -43,5 +43,9 @@ json_t *admin_do_directory(json_t *request, const struct admin_engine *engine);
 /* The mailbox commands (admin_mailbox.c): mailbox-stats, mailbox-reindex. */
 json_t *admin_do_mailbox_stats(json_t *request, const struct admin_engine *engine);
 json_t *admin_do_mailbox_reindex(json_t *request, const struct admin_engine *engine);
+/* Public folders (admin_public.c): public-create, public-list, public-setacl. */
+json_t *admin_do_public_create(json_t *request, const struct admin_engine *engine);
+json_t *admin_do_public_list(json_t *request, const struct admin_engine *engine);
+json_t *admin_do_public_setacl(json_t *request, const struct admin_engine *engine);
 
 #endif

@@ -37,6 +37,8 @@ int ctl_list_main(struct ctl *ctl, int argc, char **argv);
 int ctl_resolve_main(struct ctl *ctl, int argc, char **argv);
 /* mailbox stats|reindex (ctl_mailbox.c): through a running engine. */
 int ctl_mailbox_main(struct ctl *ctl, int argc, char **argv);
+/* public create|list|setacl (ctl_public.c): a domain's public folders. */
+int ctl_public_main(struct ctl *ctl, int argc, char **argv);
 
 /* Sends one request to the running engine over the control socket and
  * waits for the answer.  Returns 0 with *response_r (caller json_decref's)

@@ -56,6 +56,8 @@ static void usage(FILE *out)
 	      "  resolve ADDRESS [--separator C]   what mail to ADDRESS is delivered to\n"
 	      "  mailbox stats ADDRESS [--json]   folders, messages, sizes, UIDs, quota usage\n"
 	      "  mailbox reindex ADDRESS [FOLDER] [--rebuild]   pick up .eml files changed by hand\n"
+	      "  public create DOMAIN FOLDER | public list DOMAIN [--json]\n"
+	      "  public setacl DOMAIN FOLDER IDENTIFIER RIGHTS   the domain's public folders (IMAP ACL)\n"
 	      "  log show debug|error|mail|security|warning [--follow] [--grep TEXT] [--lines N]\n"
 	      "  queue list [--json] | queue delete ID|--all | queue run [ID]\n"
 	      "  queue inject --from SENDER --to RCPT... [--notify LIST] [--orcpt TYPE;XTEXT]\n"
@@ -430,5 +432,7 @@ int main(int argc, char **argv)
 		return ctl_resolve_main(&ctl, nargs - 1, args + 1);
 	if (strcmp(args[0], "mailbox") == 0)
 		return ctl_mailbox_main(&ctl, nargs - 1, args + 1);
+	if (strcmp(args[0], "public") == 0)
+		return ctl_public_main(&ctl, nargs - 1, args + 1);
 	return ctl_usage("unknown command '%s'", args[0]);
 }

@@ -39,6 +39,8 @@ bool directory_valid_user_name(const char *name, const char **reason_r)
 		reason = "starts or ends with a dot";
 	else if (strstr(name, "..") != NULL)
 		reason = "contains '..'";
+	else if (name[0] == '#')
+		reason = "starts with '#' (reserved: #public owns the public folders)";
 	for (const char *p = name; reason == NULL && *p != '\0'; p++) {
 		unsigned char c = (unsigned char)*p;
 

@@ -12,6 +12,7 @@
  */
 #include "imap/imap.h"
 #include "imap/imap_private.h"
+#include "imap/imap_acl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,8 +83,9 @@ void imap_cmd_namespace(struct imap_session *s, struct imap_args *args)
 {
 	if (!no_args(s, args))
 		return;
-	/* personal only for now: shared folders are not implemented */
-	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	/* personal, other users', shared (public) namespaces (imap_acl.c) */
+	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) ((\"" IMAP_NS_OTHER "/\" \"/\")) "
+		    "((\"" IMAP_NS_PUBLIC "/\" \"/\"))\r\n");
 	imap_ok(s, "Namespace completed");
 }
 

@@ -13,6 +13,7 @@
  */
 #include "imap/imap.h"
 #include "imap/imap_private.h"
+#include "imap/imap_acl.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -579,7 +580,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_args *args)
 	}
 	if ((d->items & (FI_RFC822 | FI_RFC822_TEXT)) != 0)
 		d->set_seen = true;
-	if (s->sel->readonly)
+	if (s->sel->readonly || (s->sel->rights & STORE_ACL_S) == 0)
 		d->set_seen = false;
 	if (d->set_seen)
 		d->items |= FI_FLAGS;
@@ -751,6 +752,28 @@ static void store_done(struct imap_session *s, struct imap_job *job)
 	imap_ok(s, "%sSTORE completed", s->cmd_uid ? "UID " : "");
 }
 
+/* RFC 4314 4: \Seen needs "s", \Deleted "t", other flags and keywords
+ * "w".  Flags the user may not change are left out of +FLAGS and -FLAGS
+ * (a STORE that fails confuses clients more); only a STORE left with
+ * nothing fails, and so does a FLAGS replacement without all three. */
+static int store_rights_filter(uint32_t rights, struct store_data *d)
+{
+	const uint32_t all = STORE_ACL_S | STORE_ACL_T | STORE_ACL_W;
+	uint32_t allowed = ((rights & STORE_ACL_S) != 0 ? STORE_F_SEEN : 0) |
+			   ((rights & STORE_ACL_T) != 0 ? STORE_F_DELETED : 0) |
+			   ((rights & STORE_ACL_W) != 0 ? STORE_F_ALL & ~(STORE_F_SEEN | STORE_F_DELETED) : 0);
+	bool any = d->flags != 0 || d->nkeywords > 0;
+
+	if ((rights & all) == all)
+		return 0;
+	if (d->op == STORE_FLAGS_REPLACE)
+		return -1;
+	d->flags &= allowed;
+	if ((rights & STORE_ACL_W) == 0)
+		d->nkeywords = 0;
+	return any && d->flags == 0 && d->nkeywords == 0 ? -1 : 0;
+}
+
 void imap_cmd_store(struct imap_session *s, struct imap_args *args)
 {
 	const struct imap_arg *set_arg = imap_args_next(args), *a = imap_args_next(args);
@@ -832,6 +855,12 @@ void imap_cmd_store(struct imap_session *s, struct imap_args *args)
 			free(k);
 		} while ((f = imap_args_next(&rest)) != NULL);
 	}
+	if (store_rights_filter(s->sel->rights, d) < 0) {
+		free(kw);
+		store_cleanup(&(struct imap_job){ .data = d });
+		imap_no(s, "[NOPERM] STORE: permission denied");
+		return;
+	}
 	if (s->sel->readonly) {
 		free(kw);
 		store_cleanup(&(struct imap_job){ .data = d });
@@ -900,7 +929,7 @@ static void copy_run(struct imap_job *job)
 	const char *error;
 	enum store_status st;
 
-	st = store_folder_open(job->user->user, d->name, &dst, &error);
+	st = imap_acl_open(job->user, d->name, STORE_ACL_I, &dst, NULL, &error);
 	if (st != STORE_OK) {
 		imap_job_fail(job, st, error);
 		return;
@@ -991,6 +1020,12 @@ static void copy_common(struct imap_session *s, struct imap_args *args, bool mov
 	if (text == NULL || imap_name_in(s, text, len, &name) < 0 || name.len == 0) {
 		buf_deinit(&name);
 		imap_bad(s, "Invalid mailbox name");
+		return;
+	}
+	if (move && (s->sel->rights & (STORE_ACL_T | STORE_ACL_E)) != (STORE_ACL_T | STORE_ACL_E)) {
+		/* RFC 6851 3.3: MOVE needs the rights of STORE \Deleted and EXPUNGE */
+		buf_deinit(&name);
+		imap_no(s, "[NOPERM] MOVE: permission denied");
 		return;
 	}
 	if (move && s->sel->readonly) {

@@ -11,6 +11,7 @@
  */
 #include "imap/imap.h"
 #include "imap/imap_private.h"
+#include "imap/imap_acl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +129,7 @@ static enum store_status status_one(struct imap_job *job, const char *name, unsi
 	struct store_folder_status st;
 	enum store_status ret;
 
-	ret = store_folder_open(job->user->user, name, &f, error_r);
+	ret = imap_acl_open(job->user, name, STORE_ACL_R, &f, NULL, error_r);
 	if (ret != STORE_OK)
 		return ret;
 	ret = store_folder_status(f, &st, error_r);
@@ -175,26 +176,77 @@ static void mbox_cleanup(struct imap_job *job)
 	free(d);
 }
 
+/* CREATE DELETE RENAME SUBSCRIBE with the rights they need (RFC 4314
+ * section 4) on another user's or a public folder. */
+static enum store_status mbox_acl_op(struct imap_job *job, struct mbox_data *d,
+				     const char **error_r)
+{
+	struct imap_target t, to;
+	enum store_status st;
+	bool shared;
+
+	st = imap_acl_resolve(job->user, d->name, &t, error_r);
+	if (st != STORE_OK)
+		return st;
+	shared = t.ns != IMAP_NS_PERSONAL;
+	switch (d->op) {
+	case OP_CREATE:
+		if (shared && (t.parent_rights & STORE_ACL_K) == 0) {
+			*error_r = imap_acl_denied;
+			st = STORE_E_NOPERM;
+		} else {
+			st = store_folder_create(t.owner, t.folder, d->role, error_r);
+		}
+		break;
+	case OP_DELETE:
+		st = shared ? imap_acl_need(&t, STORE_ACL_X, error_r) : STORE_OK;
+		if (st == STORE_OK)
+			st = store_folder_delete(t.owner, t.folder, error_r);
+		break;
+	case OP_RENAME:
+		st = shared ? imap_acl_need(&t, STORE_ACL_X, error_r) : STORE_OK;
+		if (st != STORE_OK)
+			break;
+		st = imap_acl_resolve(job->user, d->to, &to, error_r);
+		if (st != STORE_OK)
+			break;
+		if (to.owner != t.owner) {
+			*error_r = "cannot move a folder to another mailbox";
+			st = STORE_E_NOPERM;
+		} else if (to.ns != IMAP_NS_PERSONAL && (to.parent_rights & STORE_ACL_K) == 0) {
+			*error_r = imap_acl_denied;
+			st = STORE_E_NOPERM;
+		} else {
+			st = store_folder_rename(t.owner, t.folder, to.folder, error_r);
+		}
+		imap_target_free(&to);
+		break;
+	default:
+		/* subscriptions are the user's own, whoever owns the folder */
+		if (shared && d->op == OP_SUBSCRIBE)
+			st = imap_acl_need(&t, STORE_ACL_L, error_r);
+		if (st == STORE_OK)
+			st = store_folder_subscribe(job->user->user, d->name, d->op == OP_SUBSCRIBE,
+						    error_r);
+		break;
+	}
+	imap_target_free(&t);
+	return st;
+}
+
 static void mbox_run(struct imap_job *job)
 {
 	struct mbox_data *d = job->data;
-	struct store_user *u = job->user->user;
 	const char *error = NULL;
 	enum store_status st = STORE_OK;
 
 	switch (d->op) {
 	case OP_CREATE:
-		st = store_folder_create(u, d->name, d->role, &error);
-		break;
 	case OP_DELETE:
-		st = store_folder_delete(u, d->name, &error);
-		break;
 	case OP_RENAME:
-		st = store_folder_rename(u, d->name, d->to, &error);
-		break;
 	case OP_SUBSCRIBE:
 	case OP_UNSUBSCRIBE:
-		st = store_folder_subscribe(u, d->name, d->op == OP_SUBSCRIBE, &error);
+		st = mbox_acl_op(job, d, &error);
 		break;
 	case OP_STATUS: {
 		struct buf line;
@@ -490,6 +542,7 @@ static void list_run(struct imap_job *job)
 		imap_job_fail(job, st, error);
 		return;
 	}
+	imap_acl_list_merge(job->user, &list, &count);
 	buf_init(&line, SIZE_MAX / 4);
 	for (size_t i = 0; i < count; i++) {
 		const struct store_folder_info *f = &list[i];
@@ -518,7 +571,10 @@ static void list_run(struct imap_job *job)
 			if (!childinfo)
 				continue;
 		}
-		if (!subscribed_sel && !f->exists)
+		/* a namespace level of imap_acl.c: listed as \Noselect */
+		bool level = !f->exists && f->has_children;
+
+		if (!subscribed_sel && !f->exists && !level)
 			continue;
 		if ((d->opts & LS_SPECIALUSE) != 0 && role == NULL)
 			continue;
@@ -529,7 +585,7 @@ static void list_run(struct imap_job *job)
 
 #define ATTR(text) do { ret |= buf_printf(&line, "%s%s", first ? "" : " ", text); first = false; } while (0)
 			if (!f->exists) {
-				ATTR(d->lsub ? "\\Noselect" : "\\NonExistent");
+				ATTR(d->lsub || level ? "\\Noselect" : "\\NonExistent");
 			}
 			if (!d->lsub)
 				ATTR(f->has_children ? "\\HasChildren" : "\\HasNoChildren");
@@ -733,6 +789,7 @@ struct select_data {
 	struct store_folder_status st;
 	char **keywords;
 	uint32_t recent_first, recent_last;
+	uint32_t rights;
 };
 
 static void select_cleanup(struct imap_job *job)
@@ -825,10 +882,15 @@ static void select_run(struct imap_job *job)
 	uint32_t after = 0;
 	enum store_status st;
 
-	st = store_folder_open(job->user->user, d->name, &f, &error);
+	st = imap_acl_open(job->user, d->name, STORE_ACL_R, &f, &d->rights, &error);
 	if (st != STORE_OK) {
 		imap_job_fail(job, st, error);
 		return;
+	}
+	if ((d->rights & (STORE_ACL_S | STORE_ACL_W | STORE_ACL_T | STORE_ACL_E)) == 0) {
+		/* RFC 4314 4: nothing the user may change: read-only */
+		d->readonly = true;
+		d->claim_recent = false;
 	}
 	d->mbox = xcalloc(1, sizeof(*d->mbox));
 	d->mbox->refs = 1;
@@ -896,6 +958,7 @@ static void select_done(struct imap_session *s, struct imap_job *job)
 	sel->name = d->name;
 	d->name = NULL;
 	sel->readonly = d->readonly;
+	sel->rights = d->rights;
 	sel->uidvalidity = d->st.uidvalidity;
 	sel->uidnext = d->st.uidnext;
 	sel->highestmodseq = d->st.highestmodseq;
@@ -917,10 +980,18 @@ static void select_done(struct imap_session *s, struct imap_job *job)
 	if (buf_append_str(&line, "\r\n* OK [PERMANENT") < 0)
 		panic("imap: buffer");
 	if (!sel->readonly) {
-		imap_append_flags(&line, STORE_F_ALL, ~(uint64_t)0, sel->keywords, false);
+		/* the flags the user's rights allow (RFC 4314 4) */
+		bool w = (sel->rights & STORE_ACL_W) != 0;
+		uint32_t mask = ((sel->rights & STORE_ACL_S) != 0 ? STORE_F_SEEN : 0) |
+				((sel->rights & STORE_ACL_T) != 0 ? STORE_F_DELETED : 0) |
+				(w ? STORE_F_ALL & ~(STORE_F_SEEN | STORE_F_DELETED) : 0);
+
+		imap_append_flags(&line, mask, w ? ~(uint64_t)0 : 0, sel->keywords, false);
 		/* "\*": new keywords may be created */
 		buf_truncate(&line, line.len - 1);
-		if (buf_append_str(&line, " \\*)] Flags permitted\r\n") < 0)
+		if (buf_append_str(&line, w ? (mask != 0 ? " \\*)] Flags permitted\r\n" :
+					       "\\*)] Flags permitted\r\n") :
+				   ")] Flags permitted\r\n") < 0)
 			panic("imap: buffer");
 	} else if (buf_append_str(&line, "FLAGS ()] Read-only mailbox\r\n") < 0) {
 		panic("imap: buffer");
@@ -1140,7 +1211,8 @@ void imap_cmd_close(struct imap_session *s, struct imap_args *args)
 		imap_bad(s, "CLOSE takes no arguments");
 		return;
 	}
-	if (s->sel->readonly) {
+	if (s->sel->readonly || (s->sel->rights & STORE_ACL_E) == 0) {
+		/* without "e" CLOSE just closes (RFC 4314 4) */
 		imap_unselect(s);
 		imap_ok(s, "CLOSE completed");
 		return;
@@ -1166,6 +1238,10 @@ void imap_cmd_expunge(struct imap_session *s, struct imap_args *args)
 
 	if (s->cmd_uid ? imap_args_left(args) != 1 : imap_args_left(args) != 0) {
 		imap_bad(s, s->cmd_uid ? "Usage: UID EXPUNGE uid-set" : "EXPUNGE takes no arguments");
+		return;
+	}
+	if ((s->sel->rights & STORE_ACL_E) == 0) {
+		imap_no(s, "[NOPERM] EXPUNGE: permission denied");
 		return;
 	}
 	if (s->sel->readonly) {
@@ -1230,7 +1306,7 @@ static void append_run(struct imap_job *job)
 	const char *error;
 	enum store_status st;
 
-	st = store_folder_open(job->user->user, d->name, &f, &error);
+	st = imap_acl_open(job->user, d->name, STORE_ACL_I, &f, NULL, &error);
 	if (st != STORE_OK) {
 		imap_job_fail(job, st, error);
 		return;

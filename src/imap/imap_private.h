@@ -11,6 +11,8 @@
  *   imap_cmd_fetch.c    FETCH STORE COPY MOVE (and their UID forms)
  *   imap_cmd_search.c   SEARCH SORT THREAD
  *   imap_body.c         body sections read from message files
+ *   imap_acl.c          shared and public folders: namespaces, rights,
+ *                       SETACL DELETEACL GETACL LISTRIGHTS MYRIGHTS
  *
  * Threads: the session and everything it points to belong to the
  * connection's loop thread.  A job (struct imap_job) runs on a worker with
@@ -124,6 +126,7 @@ struct imap_selected {
 	uint64_t gen;             /* tells notifications for an older selection apart */
 	char *name;               /* store name (UTF-8) */
 	bool readonly;
+	uint32_t rights;          /* RFC 4314 rights of the user (STORE_ACL_*) */
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	struct imap_seqmap *map;
@@ -341,6 +344,10 @@ imap_cmd_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_status, imap_cmd_create, imap
 	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_select,
 	imap_cmd_examine, imap_cmd_close, imap_cmd_unselect, imap_cmd_expunge, imap_cmd_append,
 	imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota, imap_cmd_check;
+
+/* imap_acl.c */
+imap_cmd_fn imap_cmd_setacl, imap_cmd_deleteacl, imap_cmd_getacl, imap_cmd_listrights,
+	imap_cmd_myrights;
 
 /* imap_cmd_fetch.c */
 imap_cmd_fn imap_cmd_fetch, imap_cmd_store, imap_cmd_copy, imap_cmd_move;

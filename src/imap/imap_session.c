@@ -8,6 +8,7 @@
  */
 #include "imap/imap.h"
 #include "imap/imap_private.h"
+#include "imap/imap_acl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -443,7 +444,10 @@ void imap_no_store(struct imap_session *s, enum store_status st, const char *err
 			 s->identity != NULL ? s->identity : "-", what, text);
 	/* The store's reasons are static text for the user's eyes; our own
 	 * escaping keeps CR/LF out of the line. */
-	imap_no(s, "%s %s: %s", imap_store_code(st), what, text);
+	/* a rights check (imap_acl.c) is NOPERM, not the store's CANNOT */
+	imap_no(s, "%s %s: %s",
+		st == STORE_E_NOPERM && error != NULL && strcmp(error, imap_acl_denied) == 0 ?
+		"[NOPERM]" : imap_store_code(st), what, text);
 	free(text);
 }
 
@@ -667,6 +671,11 @@ static const struct imap_command commands[] = {
 	{ "GETQUOTA", imap_cmd_getquota, S_LOG, false, true },
 	{ "GETQUOTAROOT", imap_cmd_getquotaroot, S_LOG, false, true },
 	{ "SETQUOTA", imap_cmd_setquota, S_LOG, false, true },
+	{ "SETACL", imap_cmd_setacl, S_LOG, false, true },
+	{ "DELETEACL", imap_cmd_deleteacl, S_LOG, false, true },
+	{ "GETACL", imap_cmd_getacl, S_LOG, false, true },
+	{ "LISTRIGHTS", imap_cmd_listrights, S_LOG, false, true },
+	{ "MYRIGHTS", imap_cmd_myrights, S_LOG, false, true },
 	{ "CHECK", imap_cmd_check, S_SE, false, false },
 	{ "CLOSE", imap_cmd_close, S_SE, false, false },
 	{ "UNSELECT", imap_cmd_unselect, S_SE, false, false },

@@ -37,7 +37,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 				      " LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE ESEARCH SEARCHRES"
 				      " SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC"
 				      " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE BINARY"
-				      " UTF8=ACCEPT");
+				      " UTF8=ACCEPT ACL RIGHTS=texk");
 		ret |= buf_printf(out, " APPENDLIMIT=%llu", (unsigned long long)set->imap_append_limit);
 		if (set->imap_compress && !s->compressed)
 			ret |= buf_append_str(out, " COMPRESS=DEFLATE");

@@ -453,6 +453,11 @@ static enum store_status user_setup(struct store_user *u, const char **error_r)
 		return store_errno_status(errno);
 	}
 	clean_deleted(u);
+	if (u->name[0] == '#') {
+		/* a pseudo-user (STORE_PUBLIC_USER): folders only, no INBOX */
+		free(inbox);
+		return STORE_OK;
+	}
 	first = !load_roles(u);
 	if (stat(inbox, &st) < 0) {
 		ret = make_folder(u, "INBOX", error_r);

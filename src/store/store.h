@@ -496,6 +496,96 @@ enum store_status store_mailbox_stats(struct store_user *user, struct store_mail
 				      const char **error_r) PETREL_MUST_CHECK;
 void store_mailbox_stats_free(struct store_mailbox_stats *stats);
 
+/* --- access control lists (RFC 4314), store_acl.c ------------------------------ */
+
+/* Rights of RFC 4314 section 2.1, one bit each.  The obsolete "c" and "d"
+ * are not bits: "c" means k and x, "d" means t and e (the first reading
+ * of RFC 4314 2.1.1), and both are shown whenever one of their members is
+ * held. */
+#define STORE_ACL_L 0x001         /* lookup: LIST, SUBSCRIBE */
+#define STORE_ACL_R 0x002         /* read: SELECT, EXAMINE, STATUS, FETCH, SEARCH, COPY from */
+#define STORE_ACL_S 0x004         /* keep \Seen */
+#define STORE_ACL_W 0x008         /* write other flags and keywords */
+#define STORE_ACL_I 0x010         /* insert: APPEND, COPY/MOVE into */
+#define STORE_ACL_P 0x020         /* post (advisory) */
+#define STORE_ACL_K 0x040         /* create child folders */
+#define STORE_ACL_X 0x080         /* delete or rename the folder */
+#define STORE_ACL_T 0x100         /* set and clear \Deleted */
+#define STORE_ACL_E 0x200         /* expunge */
+#define STORE_ACL_A 0x400         /* administer: SETACL, DELETEACL, GETACL, LISTRIGHTS */
+#define STORE_ACL_ALL 0x7ff
+/* The rights string of every right with c and d: "lrswipkxtecda" + NUL. */
+#define STORE_ACL_RIGHTS_MAX 16
+/* The identifier that matches every user (RFC 4314 section 2). */
+#define STORE_ACL_ANYONE "anyone"
+/* Longest identifier: an address (RFC 5321 path limit less the brackets). */
+#define STORE_ACL_MAX_IDENTIFIER 254
+/* Hard bound on entries per folder, whatever the setting says. */
+#define STORE_ACL_MAX_ENTRIES 10000
+/* The pseudo-user that owns a domain's public folders (the directory
+ * refuses user names beginning with '#'). */
+#define STORE_PUBLIC_USER "#public"
+
+struct store_acl_entry {
+	char *identifier;         /* "anyone", or an address in lower case */
+	bool negative;            /* "-identifier": rights taken away */
+	uint32_t rights;          /* STORE_ACL_* */
+};
+struct store_acl {
+	struct store_acl_entry *entries;
+	size_t count;
+};
+void store_acl_free(struct store_acl *acl);
+
+/* Pure helpers (unit-tested and fuzzed). */
+/* Parses a rights string ("lrs"; "c" and "d" expanded; "" is no rights).
+ * Returns 0, or -1 for any byte that is not a right (RFC 4314 3.1: BAD). */
+int store_acl_rights_parse(const char *text, size_t len, uint32_t *rights_r) PETREL_MUST_CHECK;
+/* Writes the rights in the canonical order "lrswipkxtecda" (c and d when
+ * one of their members is there); returns out. */
+const char *store_acl_rights_format(uint32_t rights, char out[STORE_ACL_RIGHTS_MAX]);
+/* An identifier: 1..STORE_ACL_MAX_IDENTIFIER bytes of printable ASCII
+ * without space, '"', '\\' or a leading '-'. */
+bool store_acl_identifier_valid(const char *id, size_t len);
+/* The rights of a user: the union of the positive entries for "anyone",
+ * the user's identity and each of groups, less the union of the negative
+ * ones (RFC 4314 section 2).  Identities compare case-insensitively. */
+uint32_t store_acl_eval(const struct store_acl *acl, const char *identity,
+			const char *const *groups, size_t ngroups);
+/* SETACL in memory: how rights change the entry (identifier, negative). */
+enum store_acl_mod { STORE_ACL_REPLACE, STORE_ACL_ADD, STORE_ACL_REMOVE };
+/* Applies one change; an entry left with no rights is removed.  Returns 0,
+ * or -1 when a new entry would make more than max_entries. */
+int store_acl_apply(struct store_acl *acl, const char *identifier, bool negative,
+		    enum store_acl_mod mod, uint32_t rights, size_t max_entries) PETREL_MUST_CHECK;
+/* The #acl file: one "identifier<TAB>rights" line per entry, negative
+ * identifiers with a leading '-'.  Parse returns 0, or -1 for a line that
+ * is not valid (the whole file is then refused: no half-read ACL). */
+int store_acl_parse(const char *data, size_t len, struct store_acl *acl_r) PETREL_MUST_CHECK;
+char *store_acl_format(const struct store_acl *acl);
+
+/* The folder's ACL (empty, *present_r false, when it has none of its own).
+ * STORE_E_NOTFOUND when the folder does not exist.  present_r may be NULL. */
+enum store_status store_acl_get(struct store_user *user, const char *folder, struct store_acl *acl_r,
+				bool *present_r, const char **error_r) PETREL_MUST_CHECK;
+/* Changes one entry and writes the folder's #acl atomically (temp file,
+ * fsync, rename, fsync of the directory); an empty ACL removes the file.
+ * The owner is recorded in the store's list of owners who share
+ * (store_acl_owners).  STORE_E_LIMIT past max_entries. */
+enum store_status store_acl_set(struct store_user *user, const char *folder, const char *identifier,
+				bool negative, enum store_acl_mod mod, uint32_t rights,
+				size_t max_entries, const char **error_r) PETREL_MUST_CHECK;
+
+struct store_acl_owner {
+	char *domain, *user;
+};
+/* Every owner who ever set an ACL entry (mail/#acl-owners; a hint: an
+ * owner whose folders no longer have an ACL stays listed). */
+enum store_status store_acl_owners(struct store *store, struct store_acl_owner **owners_r,
+				   size_t *count_r, const char **error_r) PETREL_MUST_CHECK;
+void store_acl_owners_free(struct store_acl_owner **owners, size_t count);
+
+
 /* --- names (pure, store_name.c) ------------------------------------------------ */
 
 /* Escapes one level of a folder name (any bytes, len > 0) into a directory

@@ -169,7 +169,8 @@ def test_imap_id_namespace_enable(petrel):
     r.ok("ID NIL")
     assert b"BAD" in r.cmd("ID (\"a\")")[-1]
     r.ok("LOGIN %s %s" % (quote(USER), quote(PASSWORD)))
-    assert r.ok("NAMESPACE")[0] == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
+    assert r.ok("NAMESPACE")[0] == (b'* NAMESPACE (("" "/")) (("Other Users/" "/")) '
+                                    b'(("Public Folders/" "/"))\r\n')
     lines = r.ok("ENABLE CONDSTORE QRESYNC IMAP4rev2 X-UNKNOWN")
     assert lines[0] == b"* ENABLED CONDSTORE QRESYNC IMAP4rev2\r\n"
     lines = r.ok("SELECT INBOX")

@@ -362,6 +362,8 @@ static const struct error_case error_cases[] = {
 	{ "dotdot", D1 "<user name=\"..\"/>" D1_END,
 	  "u.cfg:2: invalid user name '..': starts or ends with a dot" },
 	{ "at", D1 "<user name=\"a@b\"/>" D1_END, "u.cfg:2: invalid user name 'a@b': contains '@'" },
+	{ "store's own", D1 "<user name=\"#public\"/>" D1_END,
+	  "u.cfg:2: invalid user name '#public': starts with '#' (reserved: #public owns the public folders)" },
 	{ "control", D1 "<user name=\"a&#9;b\"/>" D1_END,
 	  "u.cfg:2: invalid user name 'a\\tb': contains control characters" },
 	{ "too long",
