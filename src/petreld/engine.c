@@ -259,7 +259,8 @@ static const char *restart_only_change(const struct cfg *old, const struct cfg *
 		return "control/socket";
 	if (old->s.store_max_message_size != cur->s.store_max_message_size ||
 	    old->s.store_max_indexed_text != cur->s.store_max_indexed_text ||
-	    old->s.store_check_on_open != cur->s.store_check_on_open)
+	    old->s.store_check_on_open != cur->s.store_check_on_open ||
+	    old->s.store_delivery_key_time != cur->s.store_delivery_key_time)
 		return "store/*";
 	return NULL;
 }
@@ -542,6 +543,11 @@ static int engine_start(struct engine *e, char **error_r)
 		ss.max_message_size = (uint64_t)cfg->s.store_max_message_size;
 		ss.mime.max_text = (size_t)cfg->s.store_max_indexed_text;
 		ss.check_on_open = cfg->s.store_check_on_open;
+		/* A key must outlive every queued copy that could be delivered
+		 * again (queue/max-time). */
+		ss.delivery_key_ttl = cfg->s.store_delivery_key_time;
+		if (ss.delivery_key_ttl < (int64_t)cfg->s.queue_max_time + 86400)
+			ss.delivery_key_ttl = (int64_t)cfg->s.queue_max_time + 86400;
 		if (store_new(&ss, &e->store, &serr) < 0) {
 			*error_r = xasprintf("cannot open the message store: %s", serr);
 			goto out;

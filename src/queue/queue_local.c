@@ -88,14 +88,17 @@ static int map_store_status(enum store_status st, struct queue_local_result *res
 	}
 }
 
-static void deliver_to_user(struct store *store, const struct dir_user *user, const char *msg,
-			    size_t msg_len, struct queue_local_result *res)
+/* key: the queue id and recipient (store_deliver_once): a redelivery
+ * after a crash finds the first delivery and writes nothing. */
+static void deliver_to_user(struct store *store, const struct dir_user *user, const char *key,
+			    const char *msg, size_t msg_len, struct queue_local_result *res)
 {
 	struct store_user *su = NULL;
 	struct store_folder *folder = NULL;
 	struct store_message m = { .data = msg, .len = msg_len, .internal_date = 0, .tz = 0 };
 	const char *error = NULL;
 	enum store_status st;
+	bool dup = false;
 
 	st = store_user_open(store, user->domain->name, user->name, &su, &error);
 	if (map_store_status(st, res, error) < 0)
@@ -103,16 +106,17 @@ static void deliver_to_user(struct store *store, const struct dir_user *user, co
 	store_user_set_quota(su, user->quota_storage, user->quota_messages);
 	st = store_folder_open(su, "INBOX", &folder, &error);
 	if (map_store_status(st, res, error) == 0) {
-		st = store_deliver(folder, &m, 0, NULL, NULL, NULL, &error);
-		if (map_store_status(st, res, error) == 0)
-			set_result(res, 250, "2.0.0", "250 2.0.0 delivered to mailbox of %s",
-				   user->address);
+		st = store_deliver_once(folder, &m, key, NULL, &dup, &error);
+		if (map_store_status(st, res, error) == 0) {
+			set_result(res, 250, "2.0.0", "250 2.0.0 %s mailbox of %s",
+				   dup ? "already delivered to" : "delivered to", user->address);
+		}
 		store_folder_close(&folder);
 	}
 	store_user_unref(&su);
 }
 
-static void deliver_with_path(struct store *store, const struct dir_user *user,
+static void deliver_with_path(struct store *store, const struct dir_user *user, const char *key,
 			      const char *sender, const char *msg, size_t msg_len,
 			      struct queue_local_result *res)
 {
@@ -123,21 +127,23 @@ static void deliver_with_path(struct store *store, const struct dir_user *user,
 
 	memcpy(full, with_path, with_len);
 	memcpy(full + with_len, msg, msg_len);
-	deliver_to_user(store, user, full, with_len + msg_len, res);
+	deliver_to_user(store, user, key, full, with_len + msg_len, res);
 	free(full);
 	free(with_path);
 }
 
-void queue_local_deliver(struct store *store, const char *address, bool direct,
+void queue_local_deliver(struct store *store, const char *queue_id, const char *address, bool direct,
 			 const char *sender, const char *msg, size_t msg_len,
 			 struct queue_local_result *res)
 {
 	struct directory *dir = directory_current();
 	struct dir_resolution rs;
+	char *key = xasprintf("%s\n%s", queue_id, address);
 
 	memset(res, 0, sizeof(*res));
 	if (dir == NULL) {
 		set_result(res, 451, "4.3.0", "451 4.3.0 directory not loaded");
+		free(key);
 		return;
 	}
 	if (direct) {
@@ -148,8 +154,9 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 		else if (store == NULL)
 			set_result(res, 451, "4.3.0", "451 4.3.0 message store not available");
 		else
-			deliver_with_path(store, u, sender, msg, msg_len, res);
+			deliver_with_path(store, u, key, sender, msg, msg_len, res);
 		directory_unref(&dir);
+		free(key);
 		return;
 	}
 	directory_resolve(dir, address, DIRECTORY_DEFAULT_SEPARATOR, &rs);
@@ -187,7 +194,7 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 	 * Anything else: the targets become recipients of their own. */
 	if (rs.rcpt_count == 1 && rs.rcpts[0].kind == DIR_RCPT_LOCAL &&
 	    strcasecmp(rs.rcpts[0].address, address) == 0) {
-		deliver_with_path(store, rs.rcpts[0].user, sender, msg, msg_len, res);
+		deliver_with_path(store, rs.rcpts[0].user, key, sender, msg, msg_len, res);
 		goto out;
 	}
 	if (rs.rcpt_count == 1 && rs.rcpts[0].kind == DIR_RCPT_LOCAL && rs.rcpts[0].user != NULL &&
@@ -195,7 +202,7 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 	    rs.entry != DIR_ENTRY_GROUP) {
 		/* user+detail@, an extra address of the user, or another
 		 * spelling of the login: the user's mailbox. */
-		deliver_with_path(store, rs.rcpts[0].user, sender, msg, msg_len, res);
+		deliver_with_path(store, rs.rcpts[0].user, key, sender, msg, msg_len, res);
 		goto out;
 	}
 	if (rs.rcpt_count == 0) {
@@ -218,4 +225,5 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 out:
 	directory_resolution_free(&rs);
 	directory_unref(&dir);
+	free(key);
 }

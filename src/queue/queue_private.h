@@ -181,8 +181,9 @@ struct queue_local_result {
 /* True when address's domain is one of ours (directory snapshot). */
 bool queue_local_is_local(const char *address);
 /* Resolves address through the directory and delivers msg into the
- * mailbox(es) it names; see queue_local.c. */
-void queue_local_deliver(struct store *store, const char *address, bool direct,
+ * mailbox(es) it names; see queue_local.c.  queue_id and address make the
+ * delivery key: delivering the same pair again stores nothing twice. */
+void queue_local_deliver(struct store *store, const char *queue_id, const char *address, bool direct,
 			 const char *sender, const char *msg, size_t msg_len,
 			 struct queue_local_result *res);
 void queue_local_result_free(struct queue_local_result *res);

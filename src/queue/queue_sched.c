@@ -16,9 +16,10 @@
  * (fsync of incoming mail) ever wait on a remote server.
  *
  * Crash safety: the envelope is rewritten after each attempt; a crash
- * between a delivery and that rewrite delivers again after the restart
- * (the unavoidable duplicate window; the Message-ID tells the copies
- * apart), never loses.
+ * between a delivery and that rewrite delivers again after the restart,
+ * never loses.  A local delivery is idempotent (the store remembers the
+ * queue id and recipient, store_deliver_once), so it is not stored twice;
+ * a remote one may arrive twice (the receiving server cannot know).
  */
 #include "queue/queue_private.h"
 
@@ -396,7 +397,7 @@ static void deliver_local(struct job *j, size_t i)
 			      "local", NULL);
 		return;
 	}
-	queue_local_deliver(j->q->store, r->address, r->direct, j->env.sender, j->msg, j->msg_len,
+	queue_local_deliver(j->q->store, j->env.id, r->address, r->direct, j->env.sender, j->msg, j->msg_len,
 			    &res);
 	if (res.code == 0) {
 		/* Not local any more: goes out as a remote recipient. */

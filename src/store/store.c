@@ -134,6 +134,7 @@ void store_settings_default(struct store_settings *set, const char *root)
 	set->fsync = true;
 	set->hardlinks = true;
 	set->check_on_open = true;
+	set->delivery_key_ttl = 10 * 86400;  /* twice queue/max-time's default */
 }
 
 /* UIDVALIDITY: the time, or one more than the last one given out (kept in

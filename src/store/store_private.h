@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "store/store.h"
@@ -30,6 +31,9 @@
 #define STORE_SPECIAL_USE "#special-use"
 #define STORE_UIDVALIDITY_FILE "#uidvalidity"
 #define STORE_TMP_PREFIX "#tmp."
+/* A second link to a keyed delivery's file while it is being committed:
+ * "#tmp.dk.<key hash>.<guid>" in the folder directory (store_deliver.c). */
+#define STORE_KEY_MARKER_PREFIX "#tmp.dk."
 #define STORE_DELETED_PREFIX "#deleted."
 /* Indexes below this size get PRAGMA quick_check at first open. */
 #define STORE_CHECK_MAX_BYTES (64 * 1024 * 1024)
@@ -92,6 +96,7 @@ struct store_folder {
 	ino_t index_ino;
 	bool deleted;
 	uint32_t uidvalidity;         /* of the open index */
+	int64_t keys_pruned;          /* last prune of old delivery keys (folder->lock) */
 	/* group commit */
 	pthread_mutex_t commit_lock;
 	pthread_cond_t commit_cond;
@@ -146,6 +151,12 @@ int index_insert(struct store_folder *f, uint32_t uid, const char *file, uint32_
  * Returns 0, or -1 when the folder has no free bit left. */
 int keywords_to_mask(struct store_folder *f, const char *const *keywords, bool create,
 		     uint64_t *mask_r);
+
+/* Delivery keys (store_deliver.c): the table, created when missing (an
+ * index from before it), and the key of an adopted file from its marker
+ * (folder locked, in a transaction). */
+int delivery_keys_create(sqlite3 *db);
+int delivery_key_adopt(struct store_folder *f, const struct stat *file, uint32_t uid, char **marker_r);
 
 /* Incremental or full re-index (folder locked). */
 enum store_status folder_reindex(struct store_folder *f, bool rebuild,
