@@ -98,7 +98,6 @@ static void deliver_to_user(struct store *store, const struct dir_user *user, co
 	struct store_message m = { .data = msg, .len = msg_len, .internal_date = 0, .tz = 0 };
 	const char *error = NULL;
 	enum store_status st;
-	bool dup = false;
 
 	st = store_user_open(store, user->domain->name, user->name, &su, &error);
 	if (map_store_status(st, res, error) < 0)
@@ -106,10 +105,14 @@ static void deliver_to_user(struct store *store, const struct dir_user *user, co
 	store_user_set_quota(su, user->quota_storage, user->quota_messages);
 	st = store_folder_open(su, "INBOX", &folder, &error);
 	if (map_store_status(st, res, error) == 0) {
-		st = store_deliver_once(folder, &m, key, NULL, &dup, &error);
-		if (map_store_status(st, res, error) == 0) {
+		struct store_rcpt r = { .folder = folder, .delivery_key = key };
+
+		store_deliver_many(&m, &r, 1);
+		if (map_store_status(r.status, res, r.error) == 0) {
 			set_result(res, 250, "2.0.0", "250 2.0.0 %s mailbox of %s",
-				   dup ? "already delivered to" : "delivered to", user->address);
+				   r.duplicate ? "already delivered to" : "delivered to", user->address);
+			if (!r.duplicate)
+				queue_quota_check(folder, user, &r.quota, msg_len);
 		}
 		store_folder_close(&folder);
 	}

@@ -387,6 +387,27 @@ static void add_rcpt(struct queue_env *env, const char *address, const struct qu
 	r->direct = direct;
 }
 
+/* A mailbox over its quota defers (452 4.2.2) for queue/quota-defer-time
+ * after the message was queued, then bounces (552 5.2.2), as the original
+ * product's "bounce after N hours": the sender learns soon, not after
+ * queue/max-time. */
+static void over_quota_for_too_long(const struct job *j, struct queue_local_result *res)
+{
+	int64_t limit = j->cfg->s.queue_quota_defer_time;
+
+	if (res->code != 452 || strcmp(res->status, "4.2.2") != 0 ||
+	    !queue_expired(&j->env, j->now, limit))
+		return;
+	res->code = 552;
+	snprintf(res->status, sizeof(res->status), "5.2.2");
+	snprintf(res->text, sizeof(res->text),
+		 "552 5.2.2 mailbox full: over quota for longer than %lld hours",
+		 (long long)(limit / 3600));
+	if (limit < 3600)
+		snprintf(res->text, sizeof(res->text),
+			 "552 5.2.2 mailbox full: over quota for longer than %llds", (long long)limit);
+}
+
 static void deliver_local(struct job *j, size_t i)
 {
 	struct queue_local_result res;
@@ -428,6 +449,7 @@ static void deliver_local(struct job *j, size_t i)
 			free(addr);
 		}
 	} else {
+		over_quota_for_too_long(j, &res);
 		apply_outcome(j, r, res.code, res.status, res.text, NULL, "local", NULL);
 	}
 	queue_local_result_free(&res);

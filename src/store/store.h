@@ -255,6 +255,9 @@ struct store_rcpt {
 	const char *delivery_key;
 	bool ignore_quota;            /* in: counted in the usage but never refused (notices) */
 	bool duplicate;               /* out: the key was known, nothing was written */
+	/* out: the user's usage right after this delivery was counted (all
+	 * zero when the user has no quota): for quota warnings */
+	struct store_quota quota;
 };
 /* Delivers one message to many folders: parsed once, written once, and
  * hard-linked into each folder (settings.hardlinks; one write each

@@ -520,10 +520,11 @@ static void deliver_one(struct store *store, struct store_rcpt *r, const struct 
 			return;
 	}
 	if (r->ignore_quota) {
+		memset(&r->quota, 0, sizeof(r->quota));
 		user_usage_add(f->user, (int64_t)len, 1);
 		st = STORE_OK;
 	} else {
-		st = user_usage_reserve(f->user, len, 1, &error);
+		st = user_usage_reserve(f->user, len, 1, &r->quota, &error);
 	}
 	if (st != STORE_OK) {
 		r->status = st;
@@ -757,7 +758,7 @@ enum store_status store_copy(struct store_folder *src, struct store_folder *dst,
 
 	/* 2. Quota: a move inside one user's mailbox does not grow it. */
 	if (!(move && same_user) && nrows > 0) {
-		ret = user_usage_reserve(dst->user, total, nrows, error_r);
+		ret = user_usage_reserve(dst->user, total, nrows, NULL, error_r);
 		if (ret != STORE_OK)
 			goto out;
 	}

@@ -187,7 +187,7 @@ int folder_collect_uids(struct store_folder *f, const struct store_uidset *set, 
 void user_usage_add(struct store_user *u, int64_t bytes, int64_t messages);
 /* Reserves room for a delivery; STORE_E_OVERQUOTA when it does not fit. */
 enum store_status user_usage_reserve(struct store_user *u, uint64_t bytes, uint64_t messages,
-				     const char **error_r);
+				     struct store_quota *after_r, const char **error_r);
 enum store_role user_role_of(struct store_user *u, const char *name);
 
 /* Path helpers */
