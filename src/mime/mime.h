@@ -42,8 +42,11 @@
 #include "core/xmalloc.h"
 
 /* Nesting of multipart and message/rfc822 parts.  Deeper containers are
- * shown as application/octet-stream leaves (Dovecot: 100; CVE-2020-12100). */
+ * shown as application/octet-stream leaves (Dovecot: 100; CVE-2020-12100).
+ * The default of the setting store/mime-max-depth; the scanner's explicit
+ * stack has room for MIME_MAX_DEPTH_CEILING, the most the setting allows. */
 #define MIME_MAX_DEPTH 64
+#define MIME_MAX_DEPTH_CEILING 256
 /* Parts per message; past it boundaries are no longer split and the rest
  * is the body of the last part (Dovecot: 10000; CVE-2020-25275). */
 #define MIME_MAX_PARTS 10000
@@ -84,8 +87,16 @@ struct mime_limits {
 	size_t max_text;
 };
 
-/* Fills l with the MIME_MAX_* defaults. */
+/* Fills l with the process's limits: the MIME_MAX_* constants, or what
+ * mime_limits_set_default() set.  Every scan of one message must use the
+ * same structural limits (the store's cached BODYSTRUCTURE and the IMAP
+ * server's BODY[section] scan number parts alike), so they are process-wide
+ * settings read once at startup. */
 void mime_limits_default(struct mime_limits *l);
+/* Sets the process's limits (petreld at startup, before any thread scans;
+ * not safe to call while others scan).  max_depth is capped at
+ * MIME_MAX_DEPTH_CEILING; zero values keep the constants. */
+void mime_limits_set_default(const struct mime_limits *l);
 
 /* Runs GMime's global initialisation once (thread-safe, idempotent). */
 void mime_init(void);

@@ -79,15 +79,38 @@ const char *mime_field_name(enum mime_field f)
 	return (unsigned)f < MIME_F_COUNT ? field_names[f] : NULL;
 }
 
+static struct mime_limits process_limits = {
+	.max_depth = MIME_MAX_DEPTH,
+	.max_parts = MIME_MAX_PARTS,
+	.max_header_scan = MIME_MAX_HEADER_SCAN,
+	.max_field_value = MIME_MAX_FIELD_VALUE,
+	.max_param_value = MIME_MAX_PARAM_VALUE,
+	.max_addresses = MIME_MAX_ADDRESSES,
+	.max_text = MIME_MAX_TEXT,
+};
+
 void mime_limits_default(struct mime_limits *l)
 {
-	l->max_depth = MIME_MAX_DEPTH;
-	l->max_parts = MIME_MAX_PARTS;
-	l->max_header_scan = MIME_MAX_HEADER_SCAN;
-	l->max_field_value = MIME_MAX_FIELD_VALUE;
-	l->max_param_value = MIME_MAX_PARAM_VALUE;
-	l->max_addresses = MIME_MAX_ADDRESSES;
-	l->max_text = MIME_MAX_TEXT;
+	*l = process_limits;
+}
+
+void mime_limits_set_default(const struct mime_limits *l)
+{
+	if (l->max_depth != 0)
+		process_limits.max_depth = l->max_depth < MIME_MAX_DEPTH_CEILING ? l->max_depth
+										  : MIME_MAX_DEPTH_CEILING;
+	if (l->max_parts != 0)
+		process_limits.max_parts = l->max_parts;
+	if (l->max_header_scan != 0)
+		process_limits.max_header_scan = l->max_header_scan;
+	if (l->max_field_value != 0)
+		process_limits.max_field_value = l->max_field_value;
+	if (l->max_param_value != 0)
+		process_limits.max_param_value = l->max_param_value;
+	if (l->max_addresses != 0)
+		process_limits.max_addresses = l->max_addresses;
+	if (l->max_text != 0)
+		process_limits.max_text = l->max_text;
 }
 
 enum scan_state { ST_HEADER, ST_BODY };
@@ -104,7 +127,7 @@ struct scanner {
 	const struct mime_limits *lim;
 	struct mime_message *msg;
 	size_t cap;
-	struct frame stack[MIME_MAX_DEPTH + 2];
+	struct frame stack[MIME_MAX_DEPTH_CEILING + 2];
 	unsigned depth;           /* frames in stack */
 	unsigned multiparts;      /* open, not closed multipart frames */
 	uint32_t cur;             /* the part whose header or body we are in */
@@ -290,7 +313,7 @@ static void header_done(struct scanner *s, size_t body_start, bool can_open)
 			p->flags |= MIME_PF_NO_BOUNDARY;
 			return;
 		}
-		if (s->depth >= s->lim->max_depth || s->depth >= MIME_MAX_DEPTH) {
+		if (s->depth >= s->lim->max_depth || s->depth >= MIME_MAX_DEPTH_CEILING) {
 			p->flags |= MIME_PF_CUT_DEPTH;
 			msg->cut_depth = true;
 			return;
@@ -304,7 +327,7 @@ static void header_done(struct scanner *s, size_t body_start, bool can_open)
 	    (strcmp(p->subtype, "rfc822") == 0 || strcmp(p->subtype, "global") == 0)) {
 		uint32_t parent_idx = s->cur, child;
 
-		if (s->depth >= s->lim->max_depth || s->depth >= MIME_MAX_DEPTH) {
+		if (s->depth >= s->lim->max_depth || s->depth >= MIME_MAX_DEPTH_CEILING) {
 			p->flags |= MIME_PF_CUT_DEPTH;
 			msg->cut_depth = true;
 			return;

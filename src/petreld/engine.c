@@ -259,7 +259,13 @@ static const char *restart_only_change(const struct cfg *old, const struct cfg *
 		return "control/socket";
 	if (old->s.store_max_message_size != cur->s.store_max_message_size ||
 	    old->s.store_max_indexed_text != cur->s.store_max_indexed_text ||
-	    old->s.store_check_on_open != cur->s.store_check_on_open)
+	    old->s.store_check_on_open != cur->s.store_check_on_open ||
+	    old->s.store_delivery_key_time != cur->s.store_delivery_key_time ||
+	    old->s.store_mime_max_depth != cur->s.store_mime_max_depth ||
+	    old->s.store_mime_max_parts != cur->s.store_mime_max_parts ||
+	    old->s.store_mime_max_header_bytes != cur->s.store_mime_max_header_bytes ||
+	    old->s.store_mime_max_field_value != cur->s.store_mime_max_field_value ||
+	    old->s.store_mime_max_param_value != cur->s.store_mime_max_param_value)
 		return "store/*";
 	return NULL;
 }
@@ -538,10 +544,26 @@ static int engine_start(struct engine *e, char **error_r)
 		struct queue_params qp = { .store_dir = e->store_dir, .cfg = cfg };
 		const char *serr = NULL;
 
+		struct mime_limits ml;
+
+		/* The MIME limits first: the store and the IMAP server's
+		 * section scans read them from mime_limits_default. */
+		mime_limits_default(&ml);
+		ml.max_depth = (unsigned)cfg->s.store_mime_max_depth;
+		ml.max_parts = (unsigned)cfg->s.store_mime_max_parts;
+		ml.max_header_scan = (size_t)cfg->s.store_mime_max_header_bytes;
+		ml.max_field_value = (size_t)cfg->s.store_mime_max_field_value;
+		ml.max_param_value = (size_t)cfg->s.store_mime_max_param_value;
+		mime_limits_set_default(&ml);
 		store_settings_default(&ss, e->store_dir);
 		ss.max_message_size = (uint64_t)cfg->s.store_max_message_size;
 		ss.mime.max_text = (size_t)cfg->s.store_max_indexed_text;
 		ss.check_on_open = cfg->s.store_check_on_open;
+		/* A key must outlive every queued copy that could be delivered
+		 * again (queue/max-time). */
+		ss.delivery_key_ttl = cfg->s.store_delivery_key_time;
+		if (ss.delivery_key_ttl < (int64_t)cfg->s.queue_max_time + 86400)
+			ss.delivery_key_ttl = (int64_t)cfg->s.queue_max_time + 86400;
 		if (store_new(&ss, &e->store, &serr) < 0) {
 			*error_r = xasprintf("cannot open the message store: %s", serr);
 			goto out;

@@ -90,8 +90,10 @@ static int map_store_status(enum store_status st, struct queue_local_result *res
 	}
 }
 
-static void deliver_to_user(struct store *store, const struct dir_user *user, const char *msg,
-			    size_t msg_len, struct queue_local_result *res)
+/* key: the queue id and recipient (store_deliver_once): a redelivery
+ * after a crash finds the first delivery and writes nothing. */
+static void deliver_to_user(struct store *store, const struct dir_user *user, const char *key,
+			    const char *msg, size_t msg_len, struct queue_local_result *res)
 {
 	struct store_user *su = NULL;
 	struct store_folder *folder = NULL;
@@ -105,16 +107,21 @@ static void deliver_to_user(struct store *store, const struct dir_user *user, co
 	store_user_set_quota(su, user->quota_storage, user->quota_messages);
 	st = store_folder_open(su, "INBOX", &folder, &error);
 	if (map_store_status(st, res, error) == 0) {
-		st = store_deliver(folder, &m, 0, NULL, NULL, NULL, &error);
-		if (map_store_status(st, res, error) == 0)
-			set_result(res, 250, "2.0.0", "250 2.0.0 delivered to mailbox of %s",
-				   user->address);
+		struct store_rcpt r = { .folder = folder, .delivery_key = key };
+
+		store_deliver_many(&m, &r, 1);
+		if (map_store_status(r.status, res, r.error) == 0) {
+			set_result(res, 250, "2.0.0", "250 2.0.0 %s mailbox of %s",
+				   r.duplicate ? "already delivered to" : "delivered to", user->address);
+			if (!r.duplicate)
+				queue_quota_check(folder, user, &r.quota, msg_len);
+		}
 		store_folder_close(&folder);
 	}
 	store_user_unref(&su);
 }
 
-static void deliver_with_path(struct store *store, const struct dir_user *user,
+static void deliver_with_path(struct store *store, const struct dir_user *user, const char *key,
 			      const char *sender, const char *msg, size_t msg_len,
 			      struct queue_local_result *res)
 {
@@ -125,23 +132,25 @@ static void deliver_with_path(struct store *store, const struct dir_user *user,
 
 	memcpy(full, with_path, with_len);
 	memcpy(full + with_len, msg, msg_len);
-	deliver_to_user(store, user, full, with_len + msg_len, res);
+	deliver_to_user(store, user, key, full, with_len + msg_len, res);
 	if (res->code == 250)
 		res->user = xstrdup(user->address);  /* auto-reply (queue_autoreply.c) */
 	free(full);
 	free(with_path);
 }
 
-void queue_local_deliver(struct store *store, const char *address, bool direct,
+void queue_local_deliver(struct store *store, const char *queue_id, const char *address, bool direct,
 			 const char *sender, const char *msg, size_t msg_len,
 			 struct queue_local_result *res)
 {
 	struct directory *dir = directory_current();
 	struct dir_resolution rs;
+	char *key = xasprintf("%s\n%s", queue_id, address);
 
 	memset(res, 0, sizeof(*res));
 	if (dir == NULL) {
 		set_result(res, 451, "4.3.0", "451 4.3.0 directory not loaded");
+		free(key);
 		return;
 	}
 	if (direct) {
@@ -152,8 +161,9 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 		else if (store == NULL)
 			set_result(res, 451, "4.3.0", "451 4.3.0 message store not available");
 		else
-			deliver_with_path(store, u, sender, msg, msg_len, res);
+			deliver_with_path(store, u, key, sender, msg, msg_len, res);
 		directory_unref(&dir);
+		free(key);
 		return;
 	}
 	directory_resolve(dir, address, DIRECTORY_DEFAULT_SEPARATOR, &rs);
@@ -192,7 +202,7 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 	 * Anything else: the targets become recipients of their own. */
 	if (rs.rcpt_count == 1 && rs.rcpts[0].kind == DIR_RCPT_LOCAL &&
 	    strcasecmp(rs.rcpts[0].address, address) == 0) {
-		deliver_with_path(store, rs.rcpts[0].user, sender, msg, msg_len, res);
+		deliver_with_path(store, rs.rcpts[0].user, key, sender, msg, msg_len, res);
 		goto out;
 	}
 	if (rs.rcpt_count == 1 && rs.rcpts[0].kind == DIR_RCPT_LOCAL && rs.rcpts[0].user != NULL &&
@@ -200,7 +210,7 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 	    rs.entry != DIR_ENTRY_GROUP) {
 		/* user+detail@, an extra address of the user, or another
 		 * spelling of the login: the user's mailbox. */
-		deliver_with_path(store, rs.rcpts[0].user, sender, msg, msg_len, res);
+		deliver_with_path(store, rs.rcpts[0].user, key, sender, msg, msg_len, res);
 		goto out;
 	}
 	if (rs.rcpt_count == 0) {
@@ -223,4 +233,5 @@ void queue_local_deliver(struct store *store, const char *address, bool direct,
 out:
 	directory_resolution_free(&rs);
 	directory_unref(&dir);
+	free(key);
 }

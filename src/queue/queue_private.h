@@ -194,10 +194,23 @@ struct queue_local_result {
 /* True when address's domain is one of ours (directory snapshot). */
 bool queue_local_is_local(const char *address);
 /* Resolves address through the directory and delivers msg into the
- * mailbox(es) it names; see queue_local.c. */
-void queue_local_deliver(struct store *store, const char *address, bool direct,
+ * mailbox(es) it names; see queue_local.c.  queue_id and address make the
+ * delivery key: delivering the same pair again stores nothing twice. */
+void queue_local_deliver(struct store *store, const char *queue_id, const char *address, bool direct,
 			 const char *sender, const char *msg, size_t msg_len,
 			 struct queue_local_result *res);
 void queue_local_result_free(struct queue_local_result *res);
+
+/* ---- queue_quota.c ---- */
+
+struct store_folder;
+struct store_quota;
+struct dir_user;
+/* True when used (after a delivery of delta) crossed pct% of max. */
+bool queue_quota_crossed(uint64_t used, uint64_t delta, uint64_t max, unsigned pct);
+/* After a delivery of msg_len bytes into inbox, with the usage it left
+ * (store_rcpt.quota): the quota warning, when due. */
+void queue_quota_check(struct store_folder *inbox, const struct dir_user *user,
+		       const struct store_quota *after, size_t msg_len);
 
 #endif

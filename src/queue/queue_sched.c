@@ -16,9 +16,10 @@
  * (fsync of incoming mail) ever wait on a remote server.
  *
  * Crash safety: the envelope is rewritten after each attempt; a crash
- * between a delivery and that rewrite delivers again after the restart
- * (the unavoidable duplicate window; the Message-ID tells the copies
- * apart), never loses.
+ * between a delivery and that rewrite delivers again after the restart,
+ * never loses.  A local delivery is idempotent (the store remembers the
+ * queue id and recipient, store_deliver_once), so it is not stored twice;
+ * a remote one may arrive twice (the receiving server cannot know).
  */
 #include "queue/queue_private.h"
 
@@ -401,6 +402,27 @@ static void add_rcpt(struct queue_env *env, const char *address, const struct qu
 	r->direct = direct;
 }
 
+/* A mailbox over its quota defers (452 4.2.2) for queue/quota-defer-time
+ * after the message was queued, then bounces (552 5.2.2), as the original
+ * product's "bounce after N hours": the sender learns soon, not after
+ * queue/max-time. */
+static void over_quota_for_too_long(const struct job *j, struct queue_local_result *res)
+{
+	int64_t limit = j->cfg->s.queue_quota_defer_time;
+
+	if (res->code != 452 || strcmp(res->status, "4.2.2") != 0 ||
+	    !queue_expired(&j->env, j->now, limit))
+		return;
+	res->code = 552;
+	snprintf(res->status, sizeof(res->status), "5.2.2");
+	snprintf(res->text, sizeof(res->text),
+		 "552 5.2.2 mailbox full: over quota for longer than %lld hours",
+		 (long long)(limit / 3600));
+	if (limit < 3600)
+		snprintf(res->text, sizeof(res->text),
+			 "552 5.2.2 mailbox full: over quota for longer than %llds", (long long)limit);
+}
+
 static void deliver_local(struct job *j, size_t i)
 {
 	struct queue_local_result res;
@@ -411,7 +433,7 @@ static void deliver_local(struct job *j, size_t i)
 			      "local", NULL);
 		return;
 	}
-	queue_local_deliver(j->q->store, r->address, r->direct, j->env.sender, j->msg, j->msg_len,
+	queue_local_deliver(j->q->store, j->env.id, r->address, r->direct, j->env.sender, j->msg, j->msg_len,
 			    &res);
 	if (res.list)  /* a mailing list or a list command (queue_list.c) */
 		queue_list_deliver(j->q, j->cfg, &j->env, r->address, j->msg, j->msg_len, j->now,
@@ -447,6 +469,7 @@ static void deliver_local(struct job *j, size_t i)
 			free(addr);
 		}
 	} else {
+		over_quota_for_too_long(j, &res);
 		apply_outcome(j, r, res.code, res.status, res.text, NULL, "local", NULL);
 	}
 	queue_local_result_free(&res);

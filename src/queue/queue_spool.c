@@ -327,6 +327,16 @@ void queue_spool_quarantine(const char *dir, const char *name, const char *reaso
 	free(base);
 }
 
+/* Error paths keep the errno of the failure for the caller (SMTP tells
+ * a full disk, 452 4.3.1, from other errors). */
+static void writer_free_keep_errno(struct queue_writer **writer)
+{
+	int e = errno;
+
+	writer_free(writer);
+	errno = e;
+}
+
 static int writer_commit(struct queue_writer **writer, const struct queue_envelope_spec *spec,
 			 char **queue_id_r, char **error_r)
 {
@@ -337,18 +347,18 @@ static int writer_commit(struct queue_writer **writer, const struct queue_envelo
 
 	if (check_spec(spec, &why) < 0) {
 		*error_r = xstrdup(why);
-		writer_free(writer);
+		writer_free_keep_errno(writer);
 		return -1;
 	}
 	if (fileio_fsync(w->fd) < 0) {
 		*error_r = xasprintf("cannot fsync %s: %s", w->tmp_path, strerror(errno));
-		writer_free(writer);
+		writer_free_keep_errno(writer);
 		return -1;
 	}
 	if (close(w->fd) < 0) {
 		w->fd = -1;
 		*error_r = xasprintf("cannot write %s: %s", w->tmp_path, strerror(errno));
-		writer_free(writer);
+		writer_free_keep_errno(writer);
 		return -1;
 	}
 	w->fd = -1;
@@ -356,19 +366,22 @@ static int writer_commit(struct queue_writer **writer, const struct queue_envelo
 	if (fileio_rename(w->tmp_path, eml) < 0) {
 		*error_r = xasprintf("cannot rename %s: %s", w->tmp_path, strerror(errno));
 		free(eml);
-		writer_free(writer);
+		writer_free_keep_errno(writer);
 		return -1;
 	}
 	free(w->tmp_path);
 	w->tmp_path = NULL;
 	env_from_spec(&env, w, spec);
 	if (queue_spool_write_env(dir, &env, error_r) < 0) {
+		int e = errno;
+
 		/* Nothing may stay: a 4xx was (will be) answered. */
 		queue_spool_remove(dir, w->id);
 		unlink(eml);
 		free(eml);
 		queue_env_free(&env);
-		writer_free(writer);
+		errno = e;
+		writer_free_keep_errno(writer);
 		return -1;
 	}
 	free(eml);

@@ -22,6 +22,7 @@
 #include "smtp/smtp_private.h"
 
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,14 @@ static int build_received(struct smtp_session *s, struct buf *out)
 	return ret == 0 ? 0 : -1;
 }
 
+#define SMTP_REPLY_NOSPACE "452 4.3.1 Insufficient system storage, try again later"
+
+/* A full spool (RFC 3463 4.3.1) is told apart from other write errors. */
+static bool no_space(int err)
+{
+	return err == ENOSPC || err == EDQUOT;
+}
+
 int smtp_message_begin(struct smtp_session *s, const char **error_r)
 {
 	struct queue *q = queue_current();
@@ -312,11 +321,14 @@ int smtp_message_begin(struct smtp_session *s, const char **error_r)
 		panic("smtp: Received: header larger than the chunk buffer");
 	s->received_len = s->chunk.len;
 	if (queue_writer_write(s->writer, s->chunk.data, s->chunk.len, &error) < 0) {
+		int e = errno;
+
 		log_error(SMTP_LOG, "conn=%llu queue file write error: %s", (unsigned long long)s->conn->id,
 			  error);
 		free(error);
 		queue_writer_abort(&s->writer);
-		*error_r = "451 4.3.0 Error: queue file write error, try again later";
+		*error_r = no_space(e) ? SMTP_REPLY_NOSPACE
+			: "451 4.3.0 Error: queue file write error, try again later";
 		return -1;
 	}
 	buf_reset(&s->chunk);
@@ -355,10 +367,13 @@ static void data_store(struct smtp_session *s, const char *data, size_t len)
 				     (long long)set->smtp_max_header_size);
 		} else if (s->writer != NULL && len > 0 &&
 			   queue_writer_write(s->writer, data, len, &error) < 0) {
+			int e = errno;
+
 			log_error(SMTP_LOG, "conn=%llu queue file write error: %s",
 				  (unsigned long long)s->conn->id, error);
 			free(error);
-			s->data_error = "451 4.3.0 Error: queue file write error, try again later";
+			s->data_error = no_space(e) ? SMTP_REPLY_NOSPACE
+				: "451 4.3.0 Error: queue file write error, try again later";
 		}
 		if (s->data_error != NULL && s->writer != NULL)
 			queue_writer_abort(&s->writer);
@@ -387,6 +402,7 @@ struct commit_job {
 	char ip[INET6_ADDRSTRLEN];
 	uint64_t size;
 	int ret;
+	int err;                  /* errno of a failed commit */
 	char *queue_id;
 	char *error;
 };
@@ -435,6 +451,7 @@ static void commit_run(void *arg)
 	struct commit_job *job = arg;
 
 	job->ret = queue_writer_commit(&job->writer, &job->env, &job->queue_id, &job->error);
+	job->err = job->ret < 0 ? errno : 0;
 	job->writer = NULL;
 	/* Logged here, before the queue's own lines about the message. */
 	if (job->ret == 0)
@@ -465,6 +482,8 @@ static void commit_done(void *arg)
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", job->queue_id);
 		smtp_rate_count(smtp_globals.rate, c->peer_ip);
 		s->messages++;
+	} else if (no_space(job->err)) {
+		smtp_reply_line(s, SMTP_REPLY_NOSPACE);
 	} else {
 		smtp_reply_line(s, "451 4.3.0 Error: could not queue the message, try again later");
 	}

@@ -134,6 +134,7 @@ void store_settings_default(struct store_settings *set, const char *root)
 	set->fsync = true;
 	set->hardlinks = true;
 	set->check_on_open = true;
+	set->delivery_key_ttl = 10 * 86400;  /* twice queue/max-time's default */
 }
 
 /* UIDVALIDITY: the time, or one more than the last one given out (kept in
@@ -757,10 +758,12 @@ static void compute_usage(struct store_user *u)
 }
 
 enum store_status user_usage_reserve(struct store_user *u, uint64_t bytes, uint64_t messages,
-				     const char **error_r)
+				     struct store_quota *after_r, const char **error_r)
 {
 	bool valid, limited;
 
+	if (after_r != NULL)
+		memset(after_r, 0, sizeof(*after_r));
 	pthread_mutex_lock(&u->usage_lock);
 	valid = u->usage_valid;
 	limited = u->max_bytes != 0 || u->max_messages != 0;
@@ -778,6 +781,14 @@ enum store_status user_usage_reserve(struct store_user *u, uint64_t bytes, uint6
 	}
 	u->used_bytes += bytes;
 	u->used_messages += messages;
+	if (after_r != NULL) {
+		/* Taken under the lock: concurrent deliveries each see their
+		 * own step, so exactly one of them crosses a line. */
+		after_r->bytes = u->used_bytes;
+		after_r->messages = u->used_messages;
+		after_r->max_bytes = u->max_bytes;
+		after_r->max_messages = u->max_messages;
+	}
 	pthread_mutex_unlock(&u->usage_lock);
 	return STORE_OK;
 }

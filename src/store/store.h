@@ -120,6 +120,7 @@ struct store_settings {
 	bool hardlinks;               /* share one file between recipients (store_deliver_many) */
 	bool check_on_open;           /* PRAGMA quick_check when a folder index is first opened,
 				       * if under 64 MiB or not closed cleanly */
+	int64_t delivery_key_ttl;     /* seconds a delivery key is remembered (store_deliver_once) */
 };
 
 /* Defaults: MIME limits, 100 MiB messages, fsync, hard links, check. */
@@ -250,12 +251,34 @@ struct store_rcpt {
 	enum store_status status;     /* out */
 	const char *error;            /* out, static string */
 	uint32_t uidvalidity, uid;    /* out */
+	/* in, may be NULL: makes the delivery idempotent (store_deliver_once) */
+	const char *delivery_key;
+	bool ignore_quota;            /* in: counted in the usage but never refused (notices) */
+	bool duplicate;               /* out: the key was known, nothing was written */
+	/* out: the user's usage right after this delivery was counted (all
+	 * zero when the user has no quota): for quota warnings */
+	struct store_quota quota;
 };
 /* Delivers one message to many folders: parsed once, written once, and
  * hard-linked into each folder (settings.hardlinks; one write each
  * otherwise).  Each recipient gets its own status: one over quota does not
  * fail the others. */
 void store_deliver_many(const struct store_message *msg, struct store_rcpt *rcpts, size_t count);
+
+/* Idempotent local delivery (the queue's): key names one delivery (queue
+ * id and recipient) and is recorded in the folder's index in the same
+ * transaction as the message.  Delivering again with a key the folder
+ * knows writes nothing and returns STORE_OK with the UID of the first
+ * delivery and *duplicate_r true (the message may have been expunged
+ * since).  A crash between the rename into #msgs and the index commit is
+ * covered too: the adopted file gets its key back (docs/store.md).  Keys
+ * are forgotten after settings.delivery_key_ttl. */
+enum store_status store_deliver_once(struct store_folder *folder, const struct store_message *msg,
+				     const char *key, uint32_t *uid_r, bool *duplicate_r,
+				     const char **error_r) PETREL_MUST_CHECK;
+/* The hash a key is recorded under (64 hex digits and NUL); exposed for
+ * tests. */
+void store_delivery_key_hash(const char *key, char out[65]);
 
 /* --- reading ------------------------------------------------------------- */
 

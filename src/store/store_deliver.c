@@ -12,9 +12,19 @@
  * their own temp file in parallel, then queue; the first in line becomes
  * the leader and commits everything queued in one transaction (one #msgs
  * fsync, one WAL fsync), the others wait for its result.
+ *
+ * Delivery keys (store_deliver_once, docs/decisions.md): a keyed delivery
+ * records SHA-256(key) in the delivery_keys table in the same transaction
+ * as its message row, so a redelivery after a crash (the queue had not yet
+ * recorded the success) finds it and writes nothing.  For the crash
+ * between the rename into #msgs and the commit, the file gets a second
+ * link "#tmp.dk.<hash>.<guid>" in the folder directory before the rename
+ * (fsynced with it); the open that adopts the orphan finds the marker by
+ * inode and records the key.  The marker is removed after the commit.
  */
 #include "store/store_private.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,8 +34,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/str.h"
 
 struct pending {
 	struct pending *next;
@@ -40,7 +53,11 @@ struct pending {
 	uint64_t size;
 	const char *guid;
 	const struct mime_summary *sum;
+	const char *key;              /* hash of the delivery key, or NULL */
 	/* out */
+	bool duplicate;               /* key known: uid is the first delivery's */
+	struct pending *dup_of;       /* same key earlier in the batch */
+	char *marker;                 /* second link while committing */
 	bool done;
 	enum store_status status;
 	const char *error;
@@ -66,9 +83,168 @@ static void fail_all(struct pending *batch, enum store_status st, const char *er
 			free(p->final);
 			p->final = NULL;
 		}
+		if (p->marker != NULL) {
+			(void)fileio_unlink(p->marker);
+			free(p->marker);
+			p->marker = NULL;
+		}
 		if (p->status == STORE_OK) {
 			p->status = st;
 			p->error = error;
+		}
+	}
+}
+
+void store_delivery_key_hash(const char *key, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+		panic("store: SHA-256 failed");
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int delivery_keys_create(sqlite3 *db)
+{
+	return db_exec(db, "CREATE TABLE IF NOT EXISTS delivery_keys(key TEXT PRIMARY KEY,"
+		       " uid INTEGER NOT NULL, time INTEGER NOT NULL) WITHOUT ROWID;"
+		       "CREATE INDEX IF NOT EXISTS delivery_keys_time ON delivery_keys(time);");
+}
+
+/* 1 and *uid_r when the folder knows hash, 0 when not, -1 on a database
+ * error (folder locked). */
+static int key_known(struct store_folder *f, const char *hash, uint32_t *uid_r)
+{
+	sqlite3_stmt *st = db_prepare(f, "SELECT uid FROM delivery_keys WHERE key = ?");
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*uid_r = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int key_record(struct store_folder *f, const char *hash, uint32_t uid, int64_t now)
+{
+	sqlite3_stmt *st = db_prepare(f, "INSERT OR IGNORE INTO delivery_keys(key, uid, time) VALUES (?,?,?)");
+	int rc;
+
+	if (st == NULL)
+		return sqlite3_errcode(f->db);
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Forgets keys older than the setting, at most once an hour per folder
+ * (folder locked, in a transaction).  A failure only delays it. */
+static void keys_prune(struct store_folder *f, int64_t now)
+{
+	int64_t ttl = f->user->store->set.delivery_key_ttl;
+	char sql[128];
+
+	if (ttl <= 0 || now - f->keys_pruned < 3600)
+		return;
+	snprintf(sql, sizeof(sql), "DELETE FROM delivery_keys WHERE time < %lld", (long long)(now - ttl));
+	if (db_exec(f->db, sql) == SQLITE_OK)
+		f->keys_pruned = now;
+}
+
+int delivery_key_adopt(struct store_folder *f, const struct stat *file, uint32_t uid, char **marker_r)
+{
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+	int rc = SQLITE_OK;
+	size_t plen = strlen(STORE_KEY_MARKER_PREFIX);
+
+	*marker_r = NULL;
+	if (d == NULL)
+		return SQLITE_OK;
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		char hash[65];
+
+		if (!str_has_prefix(de->d_name, STORE_KEY_MARKER_PREFIX) || strlen(de->d_name) < plen + 65 ||
+		    de->d_name[plen + 64] != '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    st.st_ino != file->st_ino || st.st_dev != file->st_dev)
+			continue;
+		memcpy(hash, de->d_name + plen, 64);
+		hash[64] = '\0';
+		if (strspn(hash, "0123456789abcdef") != 64)
+			continue;
+		rc = key_record(f, hash, uid, time(NULL));
+		*marker_r = folder_file(f, de->d_name);
+		break;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Before the renames: looks up the batch's keys and links each new keyed
+ * file to its marker.  Returns SQLITE_OK or the error that fails the batch;
+ * *markers_r says whether a marker was made. */
+static int batch_keys(struct store_folder *f, struct pending *batch, bool *markers_r)
+{
+	*markers_r = false;
+	for (struct pending *p = batch; p != NULL; p = p->next) {
+		char guid[33];
+		int k;
+
+		if (p->key == NULL)
+			continue;
+		k = key_known(f, p->key, &p->uid);
+		if (k < 0)
+			return sqlite3_errcode(f->db) != SQLITE_OK ? sqlite3_errcode(f->db) : SQLITE_ERROR;
+		if (k > 0) {
+			p->duplicate = true;
+			continue;
+		}
+		for (struct pending *q = batch; q != p; q = q->next) {
+			if (q->key != NULL && !q->duplicate && q->dup_of == NULL && strcmp(q->key, p->key) == 0)
+				p->dup_of = q;
+		}
+		if (p->dup_of != NULL)
+			continue;
+		store_guid(guid);
+		p->marker = xasprintf("%s/" STORE_KEY_MARKER_PREFIX "%s.%s", f->dir, p->key, guid);
+		if (link(p->src, p->marker) < 0) {
+			p->status = store_errno_status(errno);
+			p->error = store_errf("cannot store message: %s", strerror(errno));
+			free(p->marker);
+			p->marker = NULL;
+			continue;
+		}
+		*markers_r = true;
+	}
+	return SQLITE_OK;
+}
+
+/* After the commit: markers go, duplicates inside the batch get the UID
+ * (or the failure) of the first delivery with their key. */
+static void batch_keys_done(struct pending *batch)
+{
+	for (struct pending *p = batch; p != NULL; p = p->next) {
+		if (p->marker != NULL) {
+			(void)fileio_unlink(p->marker);
+			free(p->marker);
+			p->marker = NULL;
+		}
+		if (p->dup_of != NULL) {
+			p->duplicate = p->dup_of->status == STORE_OK;
+			p->uid = p->dup_of->uid;
+			p->status = p->dup_of->status;
+			p->error = p->dup_of->error;
 		}
 	}
 }
@@ -78,15 +254,19 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 {
 	const char *error;
 	enum store_status st = folder_lock(f, &error);
-	int64_t uidnext, modseq;
+	int64_t uidnext, modseq, now = time(NULL);
 	char *msgs_dir;
 	uint32_t *uids = NULL;
 	size_t nuids = 0, nok = 0;
+	bool markers;
 	int rc;
 
 	for (struct pending *p = batch; p != NULL; p = p->next) {
 		p->status = STORE_OK;
 		p->final = NULL;
+		p->marker = NULL;
+		p->duplicate = false;
+		p->dup_of = NULL;
 	}
 	if (st != STORE_OK) {
 		fail_all(batch, st, error);
@@ -101,11 +281,23 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 	uidnext = db_meta_int(f, "uidnext");
 	modseq = db_meta_int(f, "highestmodseq") + 1;
 	msgs_dir = folder_file(f, STORE_MSGS_DIR);
+	if ((rc = batch_keys(f, batch, &markers)) != SQLITE_OK) {
+		st = folder_db_error(f, rc, "deliver", &error);
+		goto rollback;
+	}
+	/* The markers are on disk before any file they name is in #msgs. */
+	if (markers && store_fsync_dir(f->user->store, f->dir) < 0) {
+		st = store_errno_status(errno);
+		error = store_errf("cannot fsync %s: %s", f->dir, strerror(errno));
+		goto rollback;
+	}
 	for (struct pending *p = batch; p != NULL; p = p->next) {
 		char name[32];
 		struct stat sb;
 		int r;
 
+		if (p->status != STORE_OK || p->duplicate || p->dup_of != NULL)
+			continue;
 		for (;;) {
 			snprintf(name, sizeof(name), "%lld.eml", (long long)uidnext);
 			p->final = folder_msg_path(f, name);
@@ -136,7 +328,7 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 		int k;
 		const char *base;
 
-		if (p->status != STORE_OK)
+		if (p->status != STORE_OK || p->final == NULL)
 			continue;
 		k = keywords_to_mask(f, p->keywords, true, &kw);
 		if (k == -3) {
@@ -148,6 +340,8 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 		base = strrchr(p->final, '/') + 1;
 		rc = index_insert(f, p->uid, base, p->flags & STORE_F_ALL, kw, (uint64_t)modseq,
 				  p->internal_date, p->tz, p->save_date, p->size, p->guid, p->sum);
+		if (rc == SQLITE_OK && p->key != NULL)
+			rc = key_record(f, p->key, p->uid, now);
 		if (rc != SQLITE_OK) {
 			st = folder_db_error(f, rc, "deliver", &error);
 			goto rollback;
@@ -155,6 +349,8 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 		uids = xreallocarray(uids, nuids + 1, sizeof(*uids));
 		uids[nuids++] = p->uid;
 	}
+	if (markers)
+		keys_prune(f, now);
 	{
 		char sql[160];
 
@@ -169,6 +365,7 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 		free(p->final);
 		p->final = NULL;
 	}
+	batch_keys_done(batch);
 	if (nuids > 0)
 		folder_post_event(f, STORE_EV_NEW, uids, nuids);
 	folder_unlock(f);
@@ -179,6 +376,7 @@ rollback:
 	if (f->db != NULL)
 		db_exec(f->db, "ROLLBACK");
 	fail_all(batch, st, error);
+	batch_keys_done(batch);
 	folder_unlock(f);
 	free(uids);
 	free(msgs_dir);
@@ -275,6 +473,121 @@ static char *normalize(const char *data, size_t len, size_t *len_r)
 	return out;
 }
 
+/* A keyed delivery the folder already has: 1 (and r filled), 0, or -1
+ * with r's status set. */
+static int deliver_known(struct store_rcpt *r, const char *hash)
+{
+	struct store_folder *f = r->folder;
+	const char *error;
+	enum store_status st = folder_lock(f, &error);
+	int k;
+
+	if (st != STORE_OK) {
+		r->status = st;
+		r->error = error;
+		return -1;
+	}
+	k = key_known(f, hash, &r->uid);
+	if (k < 0) {
+		r->status = folder_db_error(f, sqlite3_errcode(f->db), "deliver", &r->error);
+	} else if (k > 0) {
+		r->status = STORE_OK;
+		r->error = NULL;
+		r->duplicate = true;
+		r->uidvalidity = f->uidvalidity;
+	}
+	folder_unlock(f);
+	return k;
+}
+
+/* One recipient of store_deliver_many. */
+static void deliver_one(struct store *store, struct store_rcpt *r, const struct store_message *msg,
+			const char *data, size_t len, const char *shared, const char *guid,
+			const struct mime_summary *sum, int64_t now)
+{
+	struct store_folder *f = r->folder;
+	struct pending p = { 0 };
+	char *tmp = NULL, hash[65];
+	const char *error = NULL;
+	enum store_status st;
+
+	if (r->delivery_key != NULL) {
+		store_delivery_key_hash(r->delivery_key, hash);
+		p.key = hash;
+		/* Before anything is written: a redelivery costs one lookup,
+		 * and is not refused by a quota the first delivery filled. */
+		if (deliver_known(r, hash) != 0)
+			return;
+	}
+	if (r->ignore_quota) {
+		memset(&r->quota, 0, sizeof(r->quota));
+		user_usage_add(f->user, (int64_t)len, 1);
+		st = STORE_OK;
+	} else {
+		st = user_usage_reserve(f->user, len, 1, &r->quota, &error);
+	}
+	if (st != STORE_OK) {
+		r->status = st;
+		r->error = error;
+		return;
+	}
+	p.link = shared != NULL;
+	if (shared != NULL) {
+		p.src = shared;
+	} else {
+		char *dir = folder_dir_copy(f);
+
+		tmp = write_temp(store, dir, data, len, &st, &error);
+		free(dir);
+		if (tmp == NULL) {
+			user_usage_add(f->user, -(int64_t)len, -1);
+			r->status = st;
+			r->error = error;
+			return;
+		}
+		p.src = tmp;
+	}
+	p.flags = r->flags;
+	p.keywords = r->keywords;
+	p.internal_date = msg->internal_date != 0 ? msg->internal_date : now;
+	p.tz = msg->tz;
+	p.save_date = now;
+	p.size = len;
+	p.guid = guid;
+	p.sum = sum;
+	group_commit(f, &p);
+	if (p.status != STORE_OK && p.link && (p.status == STORE_E_TEMP)) {
+		/* A hard link can fail across file systems (EXDEV) or
+		 * past the link limit: one write for this recipient. */
+		char *dir = folder_dir_copy(f);
+
+		tmp = write_temp(store, dir, data, len, &st, &error);
+		free(dir);
+		if (tmp != NULL) {
+			p.src = tmp;
+			p.link = false;
+			group_commit(f, &p);
+		}
+	}
+	if (tmp != NULL && (p.status != STORE_OK || p.duplicate))
+		(void)fileio_unlink(tmp);
+	free(tmp);
+	if (p.status != STORE_OK || p.duplicate)
+		user_usage_add(f->user, -(int64_t)len, -1);
+	if (p.status != STORE_OK) {
+		r->status = p.status;
+		r->error = p.error;
+		return;
+	}
+	r->status = STORE_OK;
+	r->error = NULL;
+	r->uid = p.uid;
+	r->duplicate = p.duplicate;
+	pthread_mutex_lock(&f->lock);
+	r->uidvalidity = f->uidvalidity;
+	pthread_mutex_unlock(&f->lock);
+}
+
 void store_deliver_many(const struct store_message *msg, struct store_rcpt *rcpts, size_t count)
 {
 	struct store *store;
@@ -291,6 +604,7 @@ void store_deliver_many(const struct store_message *msg, struct store_rcpt *rcpt
 		rcpts[i].status = STORE_E_TEMP;
 		rcpts[i].error = "not delivered";
 		rcpts[i].uid = rcpts[i].uidvalidity = 0;
+		rcpts[i].duplicate = false;
 	}
 	store = rcpts[0].folder->user->store;
 	norm = normalize(msg->data, msg->len, &nlen);
@@ -322,72 +636,8 @@ void store_deliver_many(const struct store_message *msg, struct store_rcpt *rcpt
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < count; i++) {
-		struct store_rcpt *r = &rcpts[i];
-		struct store_folder *f = r->folder;
-		struct pending p = { 0 };
-		char *tmp = NULL;
-
-		st = user_usage_reserve(f->user, len, 1, &error);
-		if (st != STORE_OK) {
-			r->status = st;
-			r->error = error;
-			continue;
-		}
-		p.link = shared != NULL;
-		if (shared != NULL) {
-			p.src = shared;
-		} else {
-			char *dir = folder_dir_copy(f);
-
-			tmp = write_temp(store, dir, data, len, &st, &error);
-			free(dir);
-			if (tmp == NULL) {
-				user_usage_add(f->user, -(int64_t)len, -1);
-				r->status = st;
-				r->error = error;
-				continue;
-			}
-			p.src = tmp;
-		}
-		p.flags = r->flags;
-		p.keywords = r->keywords;
-		p.internal_date = msg->internal_date != 0 ? msg->internal_date : now;
-		p.tz = msg->tz;
-		p.save_date = now;
-		p.size = len;
-		p.guid = guid;
-		p.sum = &sum;
-		group_commit(f, &p);
-		if (p.status != STORE_OK && p.link && (p.status == STORE_E_TEMP)) {
-			/* A hard link can fail across file systems (EXDEV) or
-			 * past the link limit: one write for this recipient. */
-			char *dir = folder_dir_copy(f);
-
-			tmp = write_temp(store, dir, data, len, &st, &error);
-			free(dir);
-			if (tmp != NULL) {
-				p.src = tmp;
-				p.link = false;
-				group_commit(f, &p);
-			}
-		}
-		if (tmp != NULL && p.status != STORE_OK)
-			(void)fileio_unlink(tmp);
-		free(tmp);
-		if (p.status != STORE_OK) {
-			user_usage_add(f->user, -(int64_t)len, -1);
-			r->status = p.status;
-			r->error = p.error;
-			continue;
-		}
-		r->status = STORE_OK;
-		r->error = NULL;
-		r->uid = p.uid;
-		pthread_mutex_lock(&f->lock);
-		r->uidvalidity = f->uidvalidity;
-		pthread_mutex_unlock(&f->lock);
-	}
+	for (size_t i = 0; i < count; i++)
+		deliver_one(store, &rcpts[i], msg, data, len, shared, guid, &sum, now);
 out:
 	if (shared != NULL) {
 		(void)fileio_unlink(shared);
@@ -412,6 +662,24 @@ enum store_status store_deliver(struct store_folder *f, const struct store_messa
 		*uidvalidity_r = r.uidvalidity;
 	if (uid_r != NULL)
 		*uid_r = r.uid;
+	return STORE_OK;
+}
+
+enum store_status store_deliver_once(struct store_folder *f, const struct store_message *msg,
+				     const char *key, uint32_t *uid_r, bool *duplicate_r,
+				     const char **error_r)
+{
+	struct store_rcpt r = { .folder = f, .delivery_key = key };
+
+	store_deliver_many(msg, &r, 1);
+	if (r.status != STORE_OK) {
+		*error_r = r.error;
+		return r.status;
+	}
+	if (uid_r != NULL)
+		*uid_r = r.uid;
+	if (duplicate_r != NULL)
+		*duplicate_r = r.duplicate;
 	return STORE_OK;
 }
 
@@ -490,7 +758,7 @@ enum store_status store_copy(struct store_folder *src, struct store_folder *dst,
 
 	/* 2. Quota: a move inside one user's mailbox does not grow it. */
 	if (!(move && same_user) && nrows > 0) {
-		ret = user_usage_reserve(dst->user, total, nrows, error_r);
+		ret = user_usage_reserve(dst->user, total, nrows, NULL, error_r);
 		if (ret != STORE_OK)
 			goto out;
 	}

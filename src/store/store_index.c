@@ -921,6 +921,11 @@ static int open_existing(struct store_folder *f, const char *path, const char **
 		*why_r = "no folder record";
 		goto bad;
 	}
+	/* Indexes made before delivery keys get the table now. */
+	if (delivery_keys_create(f->db) != SQLITE_OK) {
+		*why_r = sqlite3_errmsg(f->db);
+		goto bad;
+	}
 	return 0;
 bad:
 	if (f->db != NULL) {
@@ -934,13 +939,14 @@ bad:
 }
 
 /* Adopts #msgs/<uidnext>.eml files left by a crash between the rename and
- * the index commit. */
+ * the index commit; a keyed delivery's file gets its key back from its
+ * marker, so the queue's redelivery of it finds it (store_deliver.c). */
 static void adopt_orphans(struct store_folder *f)
 {
 	for (;;) {
 		int64_t uidnext = db_meta_int(f, "uidnext");
 		int64_t modseq = db_meta_int(f, "highestmodseq") + 1;
-		char name[32], *path, *data, guid[33];
+		char name[32], *path, *data, guid[33], *marker = NULL;
 		struct mime_summary sum;
 		struct stat st;
 		size_t len;
@@ -960,6 +966,8 @@ static void adopt_orphans(struct store_folder *f)
 		db_exec(f->db, "BEGIN IMMEDIATE");
 		rc = index_insert(f, (uint32_t)uidnext, name, 0, 0, (uint64_t)modseq, st.st_mtime, 0,
 				  time(NULL), len, guid, &sum);
+		if (rc == SQLITE_OK)
+			rc = delivery_key_adopt(f, &st, (uint32_t)uidnext, &marker);
 		if (rc == SQLITE_OK) {
 			char sql[160];
 
@@ -972,9 +980,14 @@ static void adopt_orphans(struct store_folder *f)
 		free(data);
 		if (rc != SQLITE_OK) {
 			db_exec(f->db, "ROLLBACK");
+			free(marker);
 			return;
 		}
-		log_warn("store", "folder=%s adopted %s left by an interrupted delivery", f->dir, name);
+		log_warn("store", "folder=%s adopted %s left by an interrupted delivery%s", f->dir, name,
+			 marker != NULL ? " (delivery key kept)" : "");
+		if (marker != NULL)
+			(void)fileio_unlink(marker);
+		free(marker);
 		user_usage_add(f->user, (int64_t)len, 1);
 	}
 }

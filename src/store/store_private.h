@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "store/store.h"
@@ -30,6 +31,9 @@
 #define STORE_SPECIAL_USE "#special-use"
 #define STORE_UIDVALIDITY_FILE "#uidvalidity"
 #define STORE_TMP_PREFIX "#tmp."
+/* A second link to a keyed delivery's file while it is being committed:
+ * "#tmp.dk.<key hash>.<guid>" in the folder directory (store_deliver.c). */
+#define STORE_KEY_MARKER_PREFIX "#tmp.dk."
 #define STORE_DELETED_PREFIX "#deleted."
 /* Indexes below this size get PRAGMA quick_check at first open. */
 #define STORE_CHECK_MAX_BYTES (64 * 1024 * 1024)
@@ -92,6 +96,7 @@ struct store_folder {
 	ino_t index_ino;
 	bool deleted;
 	uint32_t uidvalidity;         /* of the open index */
+	int64_t keys_pruned;          /* last prune of old delivery keys (folder->lock) */
 	/* group commit */
 	pthread_mutex_t commit_lock;
 	pthread_cond_t commit_cond;
@@ -147,6 +152,12 @@ int index_insert(struct store_folder *f, uint32_t uid, const char *file, uint32_
 int keywords_to_mask(struct store_folder *f, const char *const *keywords, bool create,
 		     uint64_t *mask_r);
 
+/* Delivery keys (store_deliver.c): the table, created when missing (an
+ * index from before it), and the key of an adopted file from its marker
+ * (folder locked, in a transaction). */
+int delivery_keys_create(sqlite3 *db);
+int delivery_key_adopt(struct store_folder *f, const struct stat *file, uint32_t uid, char **marker_r);
+
 /* Incremental or full re-index (folder locked). */
 enum store_status folder_reindex(struct store_folder *f, bool rebuild,
 				 struct store_reindex_result *result, const char **error_r);
@@ -176,7 +187,7 @@ int folder_collect_uids(struct store_folder *f, const struct store_uidset *set, 
 void user_usage_add(struct store_user *u, int64_t bytes, int64_t messages);
 /* Reserves room for a delivery; STORE_E_OVERQUOTA when it does not fit. */
 enum store_status user_usage_reserve(struct store_user *u, uint64_t bytes, uint64_t messages,
-				     const char **error_r);
+				     struct store_quota *after_r, const char **error_r);
 enum store_role user_role_of(struct store_user *u, const char *name);
 
 /* Path helpers */

@@ -7,7 +7,9 @@ the store must survive any crash.  After the last restart the queue is
 left to drain, then:
 
 - every acknowledged message is in the mailbox exactly once, and no
-  unacknowledged one is there twice (its Message-ID tells them apart);
+  unacknowledged one is there twice (its Message-ID tells them apart):
+  local delivery is idempotent (queue id + recipient, recorded by the
+  store with the message);
 - every folder index opens (`mailbox stats`), and a re-index finds nothing
   to add or remove: the index and the files in #msgs agree;
 - the UIDs are consistent: IMAP lists each message once, in increasing
@@ -29,7 +31,6 @@ import smtplib
 import threading
 import time
 
-import pytest
 
 from conftest import ADMIN_PASSWORD, DOMAIN, SANITIZED
 
@@ -195,13 +196,8 @@ def test_sigkill_during_delivery(petrel_dirs):
           % (rounds, len(acked), len(files), len(twice)))
     p.assert_alive()
 
-    # Exactly once is not met yet: a crash after the store committed a
-    # delivery but before the queue rewrote the envelope delivers again
-    # after the restart (the duplicate window documented in
-    # queue_sched.c).  Closing it needs an idempotent delivery (a delivery
-    # id the store remembers); until then this part is an expected failure,
-    # reported with its count, and the test passes strictly once it is
-    # closed.  Everything above (no loss, indexes, UIDs) is enforced.
-    if twice:
-        pytest.xfail("%d of %d acknowledged messages delivered twice (queue redelivery "
-                     "window; seed %d): %s" % (len(twice), len(acked), SEED, twice[:5]))
+    # Exactly once: a crash after the store committed a delivery but
+    # before the queue rewrote the envelope, or between the rename into
+    # #msgs and the index commit, must not store the message twice (the
+    # delivery key, docs/decisions.md).
+    assert not twice, "delivered twice (seed %d): %s" % (SEED, twice[:5])
