@@ -15,7 +15,7 @@ PYTHON ?= /usr/bin/python3
 # so more workers than cores pays.  PYTEST_WORKERS=0 runs them in one process.
 PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?= -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=10
-# -O1 is the level the ASan documentation recommends; -O0 runs much slower.
+# -O1: what the ASan documentation recommends for speed (Debug alone is -O0).
 ASAN_CFLAGS ?= -g -O1
 
 .PHONY: all deps build build-asan run test unit protocol unit-asan protocol-asan fuzz install clean
