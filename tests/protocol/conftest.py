@@ -4,15 +4,18 @@ Each test gets a real petreld in a temporary config dir and store, with a
 port offset at which every service port is free.  Tests talk to it with
 real clients.  Binaries come from $PETREL_BIN_DIR (default: build/).
 """
+import fcntl
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import weakref
 
 import pytest
 
@@ -32,26 +35,165 @@ DOMAIN = "example.test"
 HOSTNAME = "mail.example.test"
 
 
-def _port_free(port):
-    for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        s = socket.socket(family, socket.SOCK_STREAM)
-        try:
+# -- ports --------------------------------------------------------------------
+#
+# The suite runs in parallel (pytest-xdist, see docs/development.md), and
+# other test runs may share the machine, so ports are handed out in three
+# layers:
+#   1. each xdist worker has its own block of port offsets and its own range
+#      of ports for extra servers (free_port_block), so two workers never
+#      pick the same port;
+#   2. inside a worker, an offset whose ports overlap those of a live Petrel
+#      of this process is never picked, and every port is probed by bind();
+#   3. a petreld that still fails with "Address already in use" (a process
+#      outside this run took the port meanwhile) is moved to a new offset
+#      and started again (Petrel.start).
+# Every port stays out of the kernel's ephemeral range, which outgoing
+# connections (and bind(port 0)) draw from.
+
+ADMIN_BASE = DEFAULT_PORTS["admin"]
+LOW_BASES = sorted(p for p in DEFAULT_PORTS.values() if p != ADMIN_BASE)
+LOW_SPAN = LOW_BASES[-1] - LOW_BASES[0]            # 970
+# Offsets a and b of two engines clash when a - b is one of these.
+_PORT_DIFFS = frozenset(a - b for a in DEFAULT_PORTS.values() for b in DEFAULT_PORTS.values())
+EXTRA_PORTS_LOW = 10000          # free_port_block() hands out ports from here up
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _offset_range():
+    """(min, max) offset: the admin port above the ephemeral range, the
+    other ports below it."""
+    eph_lo, eph_hi = _ephemeral_range()
+    hi = 65535 - ADMIN_BASE - 1
+    lo = max(eph_hi + 1 - ADMIN_BASE, 1100)
+    if lo + 64 > hi or hi + LOW_BASES[-1] >= eph_lo:
+        lo = 20000                # odd ephemeral range: rely on probing only
+    return lo, hi
+
+
+def xdist_worker():
+    """(index, count) of this pytest-xdist worker; (0, 1) without xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    except ValueError:
+        count = 1
+    index = int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+    return index, count
+
+
+def worker_offset_range():
+    """This worker's block of offsets.  Blocks are LOW_SPAN + 1 apart so the
+    ports of any offset in one block differ from those of any offset in
+    another; with more workers than blocks fit, workers share blocks and
+    layers 2 and 3 above keep them apart."""
+    lo, hi = _offset_range()
+    index, count = xdist_worker()
+    total = hi - lo + 1
+    blocks = 1
+    while blocks < count and (total - blocks * (LOW_SPAN + 1)) // (blocks + 1) >= 64:
+        blocks += 1
+    size = (total - (blocks - 1) * (LOW_SPAN + 1)) // blocks
+    start = lo + (index % blocks) * (size + LOW_SPAN + 1)
+    return start, start + size - 1
+
+
+def worker_extra_port_range():
+    """This worker's ports for extra servers: between EXTRA_PORTS_LOW and the
+    lowest engine port, split evenly between the workers."""
+    top = _offset_range()[0] + LOW_BASES[0]        # first port an engine may use
+    index, count = xdist_worker()
+    size = (top - EXTRA_PORTS_LOW) // count
+    start = EXTRA_PORTS_LOW + index * size
+    return start, start + size - 1
+
+
+def _bind_ok(family, kind, addr, port):
+    s = socket.socket(family, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((addr, port))
-        except OSError:
+        s.bind((addr, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _port_free(port, hosts=("127.0.0.1", "::1"), udp=False):
+    for addr in hosts:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        if not _bind_ok(family, socket.SOCK_STREAM, addr, port):
             return False
-        finally:
-            s.close()
+        if udp and not _bind_ok(family, socket.SOCK_DGRAM, addr, port):
+            return False
     return True
 
 
-def free_port_offset():
-    """An offset at which every default port is free."""
-    for _ in range(200):
-        offset = random.randrange(20000, 65535 - 44337 - 1)
+_extra_cursor = None
+
+
+def free_port_block(count=1, hosts=("127.0.0.1",), udp=False):
+    """The first of `count` consecutive ports free for TCP (and UDP when
+    `udp`) on every address of `hosts`, from this worker's own range.
+
+    For a test that starts its own server (dnsmasq, a KDC, an SMTP sink, a
+    second engine's peer...): a port from here is never handed to another
+    xdist worker, never clashes with an engine's ports, and is outside the
+    ephemeral range, so no outgoing connection takes it between this call
+    and the server's bind().  Successive calls walk through the range, so
+    two calls in one test return different ports even before either is
+    bound.  A server that still fails to bind should retry with a new call.
+    """
+    global _extra_cursor
+    lo, hi = worker_extra_port_range()
+    span = hi - lo + 1 - count
+    if span <= 0:
+        raise RuntimeError("port range %d-%d too small for %d ports" % (lo, hi, count))
+    if _extra_cursor is None:
+        _extra_cursor = random.randrange(span)
+    for _ in range(span):
+        start = lo + _extra_cursor
+        _extra_cursor = (_extra_cursor + count) % span
+        if all(_port_free(start + i, hosts, udp) for i in range(count)):
+            return start
+    raise RuntimeError("no %d free ports in %d-%d" % (count, lo, hi))
+
+
+# Engines of this process, so that an engine set up but not yet started
+# keeps its ports from the next one.
+_ENGINES = weakref.WeakSet()
+
+
+def _offset_taken(offset, exclude=None):
+    for other in list(_ENGINES):
+        if other is exclude or other.offset is None or not os.path.isdir(other.root):
+            continue
+        if offset - other.offset in _PORT_DIFFS:
+            return True
+    return False
+
+
+def free_port_offset(exclude=None):
+    """An offset from this worker's block at which every default port is
+    free and which clashes with no live engine of this process."""
+    lo, hi = worker_offset_range()
+    for _ in range(500):
+        offset = random.randint(lo, hi)
+        if _offset_taken(offset, exclude):
+            continue
         if all(_port_free(p + offset) for p in DEFAULT_PORTS.values()):
             return offset
-    raise RuntimeError("no free port offset found")
+    raise RuntimeError("no free port offset found in %d-%d" % (lo, hi))
 
 
 def sanitizer_env():
@@ -68,7 +210,9 @@ class Petrel:
         self.root = root
         self.config_dir = os.path.join(root, "config")
         self.store = os.path.join(root, "store")
+        self.offset = None
         self.offset = free_port_offset()
+        _ENGINES.add(self)
         self.proc = None
         self.stdout_path = os.path.join(root, "petreld.stdout")
         self.stderr_path = os.path.join(root, "petreld.stderr")
@@ -117,7 +261,27 @@ class Petrel:
             f.write(text)
 
     # -- process --
-    def start(self, *extra, wait=True, foreground=True):
+    def start(self, *extra, wait=True, foreground=True, move_if_port_busy=True):
+        """Starts petreld.  When it exits because one of its ports is in use
+        (taken by a process outside this test run after the offset was
+        picked), the engine moves to a new offset and starts again, unless
+        `move_if_port_busy` is false."""
+        for attempt in range(5):
+            seen = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
+            self._spawn(extra, foreground)
+            if not wait:
+                return self.proc
+            try:
+                self.wait_ready()
+                return self.proc
+            except AssertionError:
+                if not (move_if_port_busy and attempt < 4 and self._port_was_busy(seen)):
+                    raise
+            self.close_files()
+            self.move_ports()
+        raise AssertionError("unreachable")
+
+    def _spawn(self, extra, foreground):
         args = [os.path.join(BIN_DIR, "petreld"), "--config-dir", self.config_dir]
         if foreground:
             args.append("--foreground")
@@ -126,9 +290,23 @@ class Petrel:
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.stdout, stderr=self.stderr,
                                      stdin=subprocess.DEVNULL, env=sanitizer_env())
-        if wait:
-            self.wait_ready()
-        return self.proc
+
+    def _port_was_busy(self, stderr_seen):
+        if self.proc is None or self.proc.poll() in (None, 0):
+            return False
+        with open(self.stderr_path, "rb") as f:
+            f.seek(stderr_seen)
+            text = f.read().decode("utf-8", "replace")
+        return "cannot listen on" in text and "Address already in use" in text
+
+    def move_ports(self):
+        """Picks a new free offset and writes it to mailserver.cfg."""
+        offset = free_port_offset(exclude=self)
+        text, n = re.subn(r"<port-offset>\s*\d+\s*</port-offset>",
+                          "<port-offset>%d</port-offset>" % offset, self.read_config())
+        assert n == 1, "no <port-offset> in mailserver.cfg"
+        self.write_config(text)
+        self.offset = offset
 
     def wait_ready(self, timeout=20):
         deadline = time.time() + timeout
@@ -185,6 +363,39 @@ def _make_root():
     return root
 
 
+def _service_user_missing():
+    import pwd
+    if os.geteuid() != 0:
+        return False
+    try:
+        pwd.getpwnam("petrel")
+        return False
+    except KeyError:
+        return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _service_user():
+    """As root, `petrelctl setup` creates the 'petrel' user with useradd.
+    Parallel workers would race for /etc/passwd on a fresh machine, so the
+    first setup of the run happens here, under a lock shared by the workers."""
+    if not _service_user_missing() or not os.path.exists(os.path.join(BIN_DIR, "petrelctl")):
+        yield
+        return
+    with open("/tmp/petrel-test-useradd.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _service_user_missing():
+                root = _make_root()
+                try:
+                    Petrel(root).setup()
+                finally:
+                    shutil.rmtree(root, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    yield
+
+
 @pytest.fixture
 def petrel_dirs():
     """A set-up but not started engine."""
@@ -206,3 +417,20 @@ def petrel(petrel_dirs):
     """A running engine (foreground child of the test)."""
     petrel_dirs.start()
     return petrel_dirs
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """For `pytest -n N --dist loadgroup` (what `make protocol` runs): the
+    tests that share a module- or class-scoped fixture (one engine for the
+    module, say) are kept on one worker, so that fixture starts once; all
+    other tests are spread one by one.  Tests that use only the function
+    fixtures (`petrel`, `petrel_dirs`) need nothing: they may run on any
+    worker in any order."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        if any(d.scope in ("class", "module", "package")
+               for defs in info.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

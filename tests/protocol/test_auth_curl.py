@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import TOP
+from conftest import TOP, free_port_block
 from rawclient import JOHN, JOHN_PW, MARY, set_section
 from test_smtp_session import make_engine, stop_engine
 
@@ -37,30 +37,13 @@ def _tool(name):
     return shutil.which(name)
 
 
-def _free_port():
-    for _ in range(50):
-        t = socket.socket()
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            u.close()
-            t.close()
-    raise RuntimeError("no free port")
-
-
 class Realm:
     """A throw-away KDC for EXAMPLE.TEST; see tests/fixtures/krb5/README."""
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="petrel-krb5-")
         os.chmod(self.dir, 0o755)   # the engine may run as another user
-        self.port = _free_port()
+        self.port = free_port_block(udp=True)   # the KDC listens on UDP and TCP
         self.kdc = None
         for name in ("krb5.conf", "kdc.conf"):
             with open(os.path.join(TOP, "tests", "fixtures", "krb5", name + ".in")) as f:

@@ -173,9 +173,13 @@ def test_pop3_chunk_boundaries(petrel):
     assert_pop3_alive(petrel)
 
 
-def test_pop3_sasl_state(petrel):
+def test_pop3_sasl_state(petrel_dirs):
     """Row 22: mechanism switches, aborts, malformed PLAIN (0, 1, 3+ NULs,
     empty parts, 64 KiB), AUTH twice."""
+    # Every failure here is delayed: cap the delay (default 15s) at 2s.
+    set_setting(petrel_dirs, "auth", "max-failure-delay", "2")
+    petrel = petrel_dirs
+    petrel.start()
     r = pop3_raw(petrel)
     r.send("AUTH LOGIN\r\n")
     assert r.readline(literals=False).startswith(b"+ ")

@@ -19,39 +19,11 @@ import time
 
 import pytest
 
-from conftest import DOMAIN, SANITIZED, Petrel, _make_root
+from conftest import DOMAIN, SANITIZED, Petrel, _make_root, free_port_block
 from smtp_sink import SmtpSink
 
 SENDER = "admin@" + DOMAIN
 SLOW = 3 if SANITIZED else 1
-
-
-def _free_port(addrs):
-    for _ in range(200):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        ok = True
-        for a in addrs:
-            t = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET)
-            try:
-                t.bind((a, port))
-            except OSError:
-                ok = False
-            finally:
-                t.close()
-        if ok:
-            return port
-    raise RuntimeError("no free port")
-
-
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 DNS_RECORDS = [
@@ -82,7 +54,7 @@ def dns():
     # dnsmasq binds UDP and TCP on its port: retry on a clash with
     # whatever else runs on this machine.
     for _ in range(5):
-        port = _free_udp_port()
+        port = free_port_block(udp=True)
         proc = subprocess.Popen(
             ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=%d" % port,
              "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
@@ -110,7 +82,7 @@ class Env:
     def __init__(self, petrel, dns_server):
         self.p = petrel
         self.dns = dns_server
-        self.port = _free_port(["127.0.0.1", "127.0.0.3", "127.0.0.4", "::1"])
+        self.port = free_port_block(hosts=("127.0.0.1", "127.0.0.3", "127.0.0.4", "::1"))
         cert = petrel.path("sslcert", "server.crt")
         key = petrel.path("sslcert", "server.key")
         self.sink = SmtpSink("127.0.0.1", self.port, cert, key).start()

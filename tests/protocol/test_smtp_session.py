@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import SANITIZED, Petrel, _make_root
+from conftest import SANITIZED, Petrel, _make_root, free_port_block
 from rawclient import (HOST, JOHN, JOHN_PW, MARY, SALES, RawSMTP, add_accounts, alive,
                        client_context, mailbox, queue_list, read_file, set_relay_networks,
                        set_section, set_smtp, wait_mailbox)
@@ -525,29 +525,29 @@ def test_sender_domain_check_is_off_by_default(srv):
         assert s.docmd("MAIL FROM:<x@no-such-domain.invalid>")[0] == 250
 
 
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture
 def dnsmasq():
     """A DNS server on loopback: good.example has an A record, mx.example an
     MX, nullmx.example a null MX (RFC 7505); other names under .example do
     not exist.  No test depends on outside DNS."""
-    port = _free_udp_port()
-    proc = subprocess.Popen(
-        ["dnsmasq", "-k", "--port=%d" % port, "--listen-address=127.0.0.1", "--bind-interfaces",
-         "--no-resolv", "--no-hosts", "--no-dhcp-interface=lo", "--pid-file=", "--user=root",
-         "--local=/example/", "--address=/good.example/192.0.2.1",
-         "--mx-host=mx.example,good.example,10", "--mx-host=nullmx.example,.,0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        pytest.skip("dnsmasq did not start: %s" % proc.stderr.read().decode())
+    for _ in range(5):
+        port = free_port_block(udp=True)
+        proc = subprocess.Popen(
+            ["dnsmasq", "-k", "--port=%d" % port, "--listen-address=127.0.0.1",
+             "--bind-interfaces", "--no-resolv", "--no-hosts", "--no-dhcp-interface=lo",
+             "--pid-file=", "--user=root", "--local=/example/",
+             "--address=/good.example/192.0.2.1",
+             "--mx-host=mx.example,good.example,10", "--mx-host=nullmx.example,.,0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        if proc.poll() is None:
+            break
+        err = proc.stderr.read().decode()
+        # Another program took the port after the probe: try another one.
+        if "Address already in use" not in err:
+            pytest.skip("dnsmasq did not start: %s" % err)
+    else:
+        pytest.fail("dnsmasq did not start: no free port")
     yield "127.0.0.1:%d" % port
     proc.terminate()
     proc.wait(10)
