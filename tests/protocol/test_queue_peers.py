@@ -26,7 +26,8 @@ import time
 
 import pytest
 
-from conftest import DOMAIN, HOSTNAME, SANITIZED, Petrel, _make_root, sanitizer_env, BIN_DIR
+from conftest import (DOMAIN, HOSTNAME, SANITIZED, Petrel, _make_root, sanitizer_env, BIN_DIR,
+                      free_port_block)
 from postfix_peer import PostfixPeer
 
 SENDER = "admin@" + DOMAIN
@@ -48,11 +49,8 @@ def _addr_free(addr, port):
 
 
 def _udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    # From this xdist worker's own range (conftest.free_port_block).
+    return free_port_block(udp=True)
 
 
 def start_dnsmasq(records):
