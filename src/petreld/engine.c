@@ -26,6 +26,7 @@
 
 #include "admin/admin.h"
 #include "auth/auth.h"
+#include "auth/sasl.h"
 #include "core/cfg.h"
 #include "core/control.h"
 #include "core/evloop.h"
@@ -629,6 +630,7 @@ int engine_run(const struct engine_options *options)
 	e.options = options;
 	signal(SIGPIPE, SIG_IGN);
 	directory_set_secrets_hook(auth_derive_secrets);
+	cfg_set_value_check(sasl_cfg_check);
 	if (engine_start(&e, &error) < 0) {
 		log_error("engine", "cannot start: %s", error);
 		options->ready(error, options->ready_context);
