@@ -89,18 +89,24 @@ static char *dir_principal_login(void *context, const char *name, const char *re
 	return NULL;
 }
 
-static char *dir_account_key(void *context, const char *login)
+char *auth_account_key(const struct directory *dir, const char *login)
 {
-	struct dir_backend *b = context;
 	char *key;
 
-	if (strchr(login, '@') == NULL && b->dir->primary != NULL)
-		key = xasprintf("%s@%s", login, b->dir->primary->name);
+	if (strchr(login, '@') == NULL && dir != NULL && dir->primary != NULL)
+		key = xasprintf("%s@%s", login, dir->primary->name);
 	else
 		key = xstrdup(login);
 	for (char *p = key; *p != '\0'; p++)
 		*p = (char)tolower((unsigned char)*p);
 	return key;
+}
+
+static char *dir_account_key(void *context, const char *login)
+{
+	struct dir_backend *b = context;
+
+	return auth_account_key(b->dir, login);
 }
 
 void auth_directory_backend_init(struct sasl_backend *backend, struct directory *dir)
