@@ -28,11 +28,14 @@ struct dir_backend {
 
 char *auth_domain_realm(const struct directory *dir, const char *domain)
 {
-	/* No per-domain realm in users.cfg yet: the convention (MIT's
-	 * default domain_realm mapping) is the domain in upper case. */
-	char *r = xstrdup(domain);
+	const struct dir_domain *d = directory_find_local_domain(dir, domain);
+	char *r;
 
-	(void)dir;
+	if (d != NULL)
+		return directory_domain_realm(d);
+	/* Not a domain of ours: the convention (MIT's default domain_realm
+	 * mapping) is the name in upper case. */
+	r = xstrdup(domain);
 	for (char *p = r; *p != '\0'; p++)
 		*p = (char)toupper((unsigned char)*p);
 	return r;
