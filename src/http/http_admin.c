@@ -264,8 +264,8 @@ static void admin_call_reply(void *arg)
 	admin_call_free(call);
 }
 
-/* On the main thread: admin_dispatch may touch the engine's state. */
-static void admin_call_main(void *arg)
+/* Runs the command and logs it. */
+static void admin_call_exec(void *arg)
 {
 	struct admin_call *call = arg;
 	const char *command = json_string_value(json_object_get(call->request, "command"));
@@ -276,8 +276,29 @@ static void admin_call_main(void *arg)
 		 (unsigned long long)call->conn_id, call->ip, call->user, quoted,
 		 json_is_true(json_object_get(call->reply, "ok")) ? "yes" : "no");
 	free(quoted);
+}
+
+/* On the main thread: admin_dispatch may touch the engine's state. */
+static void admin_call_main(void *arg)
+{
+	struct admin_call *call = arg;
+
+	admin_call_exec(call);
 	if (evloop_run_on(call->conn_base, admin_call_reply, call) < 0)
 		admin_call_free(call);
+}
+
+/* Sends call to the main thread, or, for a password to hash, to the
+ * worker pool (admin_request_is_slow): never an event loop's work. */
+static int admin_call_submit(struct admin_call *call)
+{
+	struct worker_pool *pool = *admin.workers;
+
+	if (!admin_request_is_slow(call->request))
+		return evloop_run_on(admin.main_base, admin_call_main, call);
+	if (pool == NULL)
+		return -1;
+	return worker_submit(pool, call->conn_base, admin_call_exec, admin_call_reply, call);
 }
 
 /* After a successful login: parse the body and send the command to the
@@ -310,7 +331,7 @@ static void admin_run_command(struct admin_session *s, const char *user)
 	call->request = request;
 	call->user = xstrdup(user);
 	memcpy(call->ip, c->peer_ip, sizeof(call->ip));
-	if (evloop_run_on(admin.main_base, admin_call_main, call) < 0) {
+	if (admin_call_submit(call) < 0) {
 		admin_call_free(call);
 		admin_respond_error(s, 503, "server busy, try again later", "Retry-After: 5\r\n", false);
 		return;
