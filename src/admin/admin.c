@@ -99,6 +99,15 @@ static const struct {
 	{ "public-setacl", admin_do_public_setacl },
 };
 
+bool admin_request_is_slow(json_t *request)
+{
+	const char *name = json_string_value(json_object_get(request, "command"));
+
+	if (name == NULL || json_object_get(request, "password") == NULL)
+		return false;
+	return strcmp(name, "user-add") == 0 || strcmp(name, "user-passwd") == 0;
+}
+
 json_t *admin_dispatch(json_t *request, const struct admin_engine *engine)
 {
 	const char *name = json_string_value(json_object_get(request, "command"));

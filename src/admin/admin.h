@@ -12,6 +12,8 @@
 #ifndef PETREL_ADMIN_H
 #define PETREL_ADMIN_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 struct store;
@@ -34,6 +36,13 @@ struct admin_engine {
 
 /* Handles one request and returns a new reply object (never NULL). */
 json_t *admin_dispatch(json_t *request, const struct admin_engine *engine);
+
+/* True for a request whose work is slow on purpose: a password to hash
+ * (yescrypt, and the derived secrets) in user-add or user-passwd.  Callers
+ * run those through admin_dispatch on the worker pool, never on an event
+ * loop; admin_dispatch is thread-safe for them (the directory commands
+ * serialize their writers themselves). */
+bool admin_request_is_slow(json_t *request);
 
 /* The directory commands (admin_directory.c): domain-*, user-*, alias-*,
  * group-*, list-* and resolve.  A change is written to users.cfg and

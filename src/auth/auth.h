@@ -90,6 +90,12 @@ char *auth_digest_md5_secret(const char *user, const char *domain, const char *p
  * password is not valid UTF-8. */
 int auth_nt_hash(const char *password, unsigned char out[16]) PETREL_MUST_CHECK;
 
+/* The brute-force limiter's key of the account login names (struct
+ * auth_attempt): lower case, a bare name completed with dir's primary
+ * domain, the same whether the user exists or not.  dir may be NULL.
+ * Newly allocated. */
+char *auth_account_key(const struct directory *dir, const char *login);
+
 /* The Kerberos realm of a mail domain: the directory's per-domain setting
  * when it has one, else the domain in upper case (the usual convention).
  * Newly allocated. */

@@ -28,11 +28,14 @@ struct dir_backend {
 
 char *auth_domain_realm(const struct directory *dir, const char *domain)
 {
-	/* No per-domain realm in users.cfg yet: the convention (MIT's
-	 * default domain_realm mapping) is the domain in upper case. */
-	char *r = xstrdup(domain);
+	const struct dir_domain *d = directory_find_local_domain(dir, domain);
+	char *r;
 
-	(void)dir;
+	if (d != NULL)
+		return directory_domain_realm(d);
+	/* Not a domain of ours: the convention (MIT's default domain_realm
+	 * mapping) is the name in upper case. */
+	r = xstrdup(domain);
 	for (char *p = r; *p != '\0'; p++)
 		*p = (char)toupper((unsigned char)*p);
 	return r;
@@ -89,18 +92,24 @@ static char *dir_principal_login(void *context, const char *name, const char *re
 	return NULL;
 }
 
-static char *dir_account_key(void *context, const char *login)
+char *auth_account_key(const struct directory *dir, const char *login)
 {
-	struct dir_backend *b = context;
 	char *key;
 
-	if (strchr(login, '@') == NULL && b->dir->primary != NULL)
-		key = xasprintf("%s@%s", login, b->dir->primary->name);
+	if (strchr(login, '@') == NULL && dir != NULL && dir->primary != NULL)
+		key = xasprintf("%s@%s", login, dir->primary->name);
 	else
 		key = xstrdup(login);
 	for (char *p = key; *p != '\0'; p++)
 		*p = (char)tolower((unsigned char)*p);
 	return key;
+}
+
+static char *dir_account_key(void *context, const char *login)
+{
+	struct dir_backend *b = context;
+
+	return auth_account_key(b->dir, login);
 }
 
 void auth_directory_backend_init(struct sasl_backend *backend, struct directory *dir)

@@ -84,6 +84,12 @@ bool sasl_mechanism_offered(const struct settings *s, bool secure, enum sasl_mec
  * or -1 with *error_r (caller frees), for the engine to refuse a config
  * with a typo instead of silently offering less. */
 int sasl_check_settings(const struct settings *s, char **error_r) PETREL_MUST_CHECK;
+/* The same for a list as written (reason without the setting's name). */
+int sasl_check_mechanisms(const char *list, char **reason_r) PETREL_MUST_CHECK;
+/* The check mailserver.cfg's parser runs (cfg_value_check_fn, registered
+ * by petreld and petrelctl with cfg_set_value_check), so that a typo in
+ * auth/mechanisms is a "FILE:LINE:" error at load and reload. */
+int sasl_cfg_check(const char *path, const char *value, char **reason_r);
 
 /*
  * The backend: where users come from.

@@ -140,9 +140,9 @@ bool sasl_mechanism_offered(const struct settings *s, bool secure, enum sasl_mec
 	return q.found;
 }
 
-int sasl_check_settings(const struct settings *s, char **error_r)
+int sasl_check_mechanisms(const char *list, char **error_r)
 {
-	const char *p = s->auth_mechanisms != NULL ? s->auth_mechanisms : "";
+	const char *p = list != NULL ? list : "";
 
 	while (*p != '\0') {
 		size_t len;
@@ -160,15 +160,32 @@ int sasl_check_settings(const struct settings *s, char **error_r)
 		if (sasl_mech_parse(p, len, &mech) < 0) {
 			char *word = xstrndup(p, len < 64 ? len : 64), *esc = str_escape(word, 64);
 
-			*error_r = xasprintf("auth/mechanisms: unknown mechanism '%s' (known: PLAIN "
-					     "LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 "
-					     "NTLM GSSAPI)", esc);
+			*error_r = xasprintf("unknown mechanism '%s' (known: PLAIN LOGIN CRAM-MD5 "
+					     "DIGEST-MD5 SCRAM-SHA-1 SCRAM-SHA-256 NTLM GSSAPI)", esc);
 			free(esc);
 			free(word);
 			return -1;
 		}
 		p += len;
 	}
+	return 0;
+}
+
+int sasl_check_settings(const struct settings *s, char **error_r)
+{
+	char *reason;
+
+	if (sasl_check_mechanisms(s->auth_mechanisms, &reason) == 0)
+		return 0;
+	*error_r = xasprintf("auth/mechanisms: %s", reason);
+	free(reason);
+	return -1;
+}
+
+int sasl_cfg_check(const char *path, const char *value, char **reason_r)
+{
+	if (strcmp(path, "auth/mechanisms") == 0)
+		return sasl_check_mechanisms(value, reason_r);
 	return 0;
 }
 

@@ -1123,6 +1123,13 @@ static bool has_control_chars(const char *s)
 	return false;
 }
 
+static cfg_value_check_fn *value_check;
+
+void cfg_set_value_check(cfg_value_check_fn *fn)
+{
+	value_check = fn;
+}
+
 /* Parses the value of one table setting from node into the snapshot. */
 static int parse_value(struct parse *p, const struct setting_def *d, const xmlNode *node,
 		       int64_t *num_r, char **str_r)
@@ -1148,6 +1155,9 @@ static int parse_value(struct parse *p, const struct setting_def *d, const xmlNo
 
 			ret = parse_fail(p, line, "%s: '%s' is not valid: must be %s", d->path, esc, what);
 			free(esc);
+		} else if (value_check != NULL && value_check(d->path, text, &reason) < 0) {
+			ret = parse_fail(p, line, "%s: %s", d->path, reason);
+			free(reason);
 		} else {
 			*str_r = text;
 			return 0;

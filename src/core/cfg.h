@@ -154,6 +154,14 @@ bool cfg_networks_contain(const struct cfg_network *nets, size_t n, const char *
 /* Called for each warning (unknown element, deprecated value): "FILE:LINE: text". */
 typedef void cfg_warning_fn(const char *warning, void *context);
 
+/* A check of a text setting that lives outside core (the SASL mechanism
+ * names are src/auth's), registered at startup by petreld and petrelctl
+ * with cfg_set_value_check.  Called for every text setting as it is
+ * parsed; returns 0, or -1 with *reason_r (caller frees) which the parser
+ * reports as "FILE:LINE: path: reason".  NULL: no extra check. */
+typedef int cfg_value_check_fn(const char *path, const char *value, char **reason_r);
+void cfg_set_value_check(cfg_value_check_fn *fn);
+
 /* Parses config_dir/mailserver.cfg.  A missing file is an error.  Returns 0
  * and a new snapshot (refcount 1) in *cfg_r, or -1 and *error_r, a newly
  * allocated "FILE:LINE: reason" string the caller frees. */

@@ -25,7 +25,9 @@ struct control_client {
 	struct control *control;
 	struct bufferevent *bev;
 	struct control_client *prev, *next;
+	uint64_t id;
 	bool closing;   /* reply queued; close once written */
+	bool waiting;   /* a deferred reply is owed: further requests wait */
 };
 
 struct control {
@@ -35,7 +37,18 @@ struct control {
 	control_dispatch_fn *dispatch;
 	void *context;
 	struct control_client *clients;
+	uint64_t next_id;
+	unsigned pending;  /* deferred replies outstanding */
+	bool closed;       /* control_close ran; freed with the last pending */
 };
+
+struct control_pending {
+	struct control *control;
+	uint64_t client_id;
+};
+
+/* The client whose request is being dispatched (main thread only). */
+static struct control_client *dispatching;
 
 json_t *control_error(const char *fmt, ...)
 {
@@ -91,15 +104,59 @@ static void client_reject(struct control_client *cl, const char *reason)
 static void client_handle_line(struct control_client *cl, const char *line, size_t len)
 {
 	json_error_t jerr;
-	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr), *reply;
 
 	if (req == NULL || !json_is_object(req)) {
 		json_decref(req);
 		client_reject(cl, "request is not a JSON object");
 		return;
 	}
-	client_send(cl, cl->control->dispatch(req, cl->control->context));
+	dispatching = cl;
+	reply = cl->control->dispatch(req, cl->control->context);
+	dispatching = NULL;
+	if (reply != NULL)
+		client_send(cl, reply);
+	else if (!cl->waiting)
+		client_send(cl, control_error("internal error: no reply"));
 	json_decref(req);
+}
+
+struct control_pending *control_defer(void)
+{
+	struct control_pending *p;
+
+	if (dispatching == NULL)
+		panic("control_defer outside a dispatch call");
+	p = xcalloc(1, sizeof(*p));
+	p->control = dispatching->control;
+	p->client_id = dispatching->id;
+	p->control->pending++;
+	dispatching->waiting = true;
+	return p;
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+
+void control_pending_reply(struct control_pending *p, json_t *reply)
+{
+	struct control *ctl = p->control;
+	struct control_client *cl = NULL;
+
+	if (!ctl->closed)
+		for (cl = ctl->clients; cl != NULL && cl->id != p->client_id; cl = cl->next)
+			;
+	free(p);
+	ctl->pending--;
+	if (cl == NULL) {
+		json_decref(reply);
+		if (ctl->closed && ctl->pending == 0)
+			free(ctl);
+		return;
+	}
+	client_send(cl, reply);
+	cl->waiting = false;
+	if (cl != dispatching)
+		client_read_cb(cl->bev, cl);   /* requests that arrived meanwhile */
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
@@ -107,7 +164,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	struct control_client *cl = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (!cl->closing) {
+	while (!cl->closing && !cl->waiting) {
 		size_t eol_len = 0;
 		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		char *line;
@@ -152,6 +209,7 @@ static void control_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 	struct timeval tv = { CONTROL_CLIENT_TIMEOUT, 0 };
 
 	cl->control = ctl;
+	cl->id = ++ctl->next_id;
 	cl->bev = bufferevent_socket_new(evconnlistener_get_base(evl), fd, BEV_OPT_CLOSE_ON_FREE);
 	if (cl->bev == NULL) {
 		close(fd);
@@ -260,5 +318,9 @@ void control_close(struct control **controlp)
 	evconnlistener_free(ctl->evl);
 	unlink(ctl->path);
 	free(ctl->path);
-	free(ctl);
+	ctl->path = NULL;
+	/* A reply still owed finds no client and frees ctl at the last. */
+	ctl->closed = true;
+	if (ctl->pending == 0)
+		free(ctl);
 }

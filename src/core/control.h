@@ -21,8 +21,22 @@
 #include "core/xmalloc.h"
 
 /* Handles one request; returns a new JSON object (the reply).  Runs on the
- * main loop's thread.  Never NULL. */
+ * main loop's thread.  NULL only after control_defer(): the reply comes
+ * later. */
 typedef json_t *control_dispatch_fn(json_t *request, void *context);
+
+/* A reply owed to a client, for a request whose work runs elsewhere (a
+ * password to hash on the worker pool): the client's further requests
+ * wait, so replies stay in order. */
+struct control_pending;
+
+/* Only inside a dispatch call, which then returns NULL: the request being
+ * dispatched is answered later with control_pending_reply. */
+struct control_pending *control_defer(void);
+/* On the main loop's thread: sends reply (reference taken) to the client
+ * of pending if it is still connected, goes on with its next requests, and
+ * frees pending. */
+void control_pending_reply(struct control_pending *pending, json_t *reply);
 
 struct control;
 

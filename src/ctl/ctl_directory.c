@@ -34,6 +34,7 @@
 	"usage: petrelctl domain add NAME [--primary] | domain remove NAME [--force]\n" \
 	"       petrelctl domain list [--json] | domain show NAME [--json]\n" \
 	"       petrelctl domain set NAME [--primary] [--catch-all ADDRESS | --no-catch-all]\n" \
+	"                                 [--realm REALM | --default-realm]\n" \
 	"       petrelctl domain alias add NAME ALIAS | domain alias remove ALIAS"
 #define CTL_USER_USAGE \
 	"usage: petrelctl user add ADDRESS --password P [--quota MB] [--messages N] [--admin]\n" \
@@ -541,6 +542,8 @@ static void print_domain(json_t *reply)
 	print_joined(json_object_get(d, "alias_domains"), "(none)");
 	printf("\ncatch-all:     %s\n",
 	       json_is_string(json_object_get(d, "catch_all")) ? s(d, "catch_all") : "(off)");
+	printf("realm:         %s%s\n", s(d, "realm"),
+	       json_is_true(json_object_get(d, "realm_default")) ? " (default)" : "");
 	printf("users:         %lld\naliases:       %lld\ngroups:        %lld\nlists:         %lld\n",
 	       (long long)json_integer_value(json_object_get(d, "users")),
 	       (long long)json_integer_value(json_object_get(d, "aliases")),
@@ -797,14 +800,19 @@ int ctl_domain_main(struct ctl *ctl, int argc, char **argv)
 		req = request("domain-show");
 		print = print_domain;
 	} else if (strcmp(cmd, "set") == 0) {
-		ret = cli_parse(argc, argv, 1, "primary catch-all= no-catch-all", 1, 1, &c,
+		ret = cli_parse(argc, argv, 1,
+				"primary catch-all= no-catch-all realm= default-realm", 1, 1, &c,
 				CTL_DOMAIN_USAGE);
 		if (ret == CTL_OK) {
 			if (cli_flag(&c, "catch-all") && cli_flag(&c, "no-catch-all"))
 				ret = ctl_usage("--catch-all or --no-catch-all, not both\n"
 						CTL_DOMAIN_USAGE);
+			else if (cli_flag(&c, "realm") && cli_flag(&c, "default-realm"))
+				ret = ctl_usage("--realm or --default-realm, not both\n"
+						CTL_DOMAIN_USAGE);
 			else if (!cli_flag(&c, "catch-all") && !cli_flag(&c, "no-catch-all") &&
-				 !cli_flag(&c, "primary"))
+				 !cli_flag(&c, "primary") && !cli_flag(&c, "realm") &&
+				 !cli_flag(&c, "default-realm"))
 				ret = ctl_usage("domain set: nothing to change\n" CTL_DOMAIN_USAGE);
 		}
 		if (ret == CTL_OK) {
@@ -815,6 +823,11 @@ int ctl_domain_main(struct ctl *ctl, int argc, char **argv)
 				json_object_set_new(req, "catch_all", json_null());
 			else if (!add_text(req, "catch_all", "the catch-all address",
 					   cli_value(&c, "catch-all")))
+				ret = CTL_FAILED;
+			if (cli_flag(&c, "default-realm"))
+				json_object_set_new(req, "realm", json_null());
+			else if (ret == CTL_OK &&
+				 !add_text(req, "realm", "the realm", cli_value(&c, "realm")))
 				ret = CTL_FAILED;
 		}
 	} else {

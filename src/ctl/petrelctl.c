@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/sasl.h"
 #include "core/buf.h"
 #include "core/cfg.h"
 #include "core/str.h"
@@ -398,6 +399,7 @@ int main(int argc, char **argv)
 	int nargs = argc - 1;
 
 	directory_set_secrets_hook(auth_derive_secrets);
+	cfg_set_value_check(sasl_cfg_check);
 	if (extract_globals(&ctl, &nargs, args) < 0)
 		return ctl_usage("--config-dir needs a directory");
 	if (nargs == 0)

@@ -60,6 +60,29 @@ bool directory_valid_user_name(const char *name, const char **reason_r)
 	return reason == NULL;
 }
 
+bool directory_valid_realm(const char *realm)
+{
+	size_t n = 0;
+
+	for (const char *p = realm; *p != '\0'; p++, n++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+			return false;
+	}
+	return n > 0 && n <= 253;
+}
+
+char *directory_domain_realm(const struct dir_domain *d)
+{
+	char *r;
+
+	if (d->realm != NULL)
+		return xstrdup(d->realm);
+	r = xstrdup(d->name);
+	for (char *p = r; *p != '\0'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	return r;
+}
+
 bool directory_valid_domain_name(const char *name)
 {
 	return cfg_valid_hostname(name);
@@ -615,6 +638,7 @@ void dir_domain_free(struct dir_domain *d)
 	free(d->lists);
 	dir_strings_free(&d->alias_domains);
 	free(d->catch_all);
+	free(d->realm);
 	free(d->name);
 	free(d);
 }

@@ -189,6 +189,9 @@ struct dir_domain {
 	bool primary;            /* its users also log in with their bare name */
 	struct dir_strings alias_domains;  /* lower case; each ≡ this domain */
 	char *catch_all;         /* where unknown addresses go; NULL = off */
+	/* Kerberos realm of the domain's users (GSSAPI: john@REALM is john
+	 * of this domain); NULL = the default, the name in upper case. */
+	char *realm;
 	struct dir_user **users; /* in file order */
 	size_t user_count;
 	struct dir_alias **aliases;
@@ -299,6 +302,13 @@ void directory_secrets_free(struct dir_secret *secrets, size_t n);
  * (cfg_valid_hostname).  On failure *reason_r (static string) says why. */
 bool directory_valid_user_name(const char *name, const char **reason_r);
 bool directory_valid_domain_name(const char *name);
+/* A Kerberos realm as users.cfg accepts it: 1 to 253 letters, digits, '.',
+ * '-' and '_' (no '@', '/', spaces or anything a principal parser would
+ * split on). */
+bool directory_valid_realm(const char *realm);
+/* The domain's realm: its realm attribute, else its name in upper case
+ * (MIT's default domain_realm mapping).  Newly allocated. */
+char *directory_domain_realm(const struct dir_domain *d);
 
 /* A mail address as the directory accepts it: dot-atom local part (as
  * above) "@" host name, at most DIRECTORY_MAX_ADDRESS characters.  No
@@ -355,6 +365,10 @@ int directory_add_domain_alias(const struct directory *dir, const char *domain,
 	PETREL_MUST_CHECK;
 int directory_remove_domain_alias(const struct directory *dir, const char *alias,
 				  struct directory **dir_r, char **error_r) PETREL_MUST_CHECK;
+
+/* Sets the domain's Kerberos realm (NULL: back to the default). */
+int directory_set_realm(const struct directory *dir, const char *domain, const char *realm,
+			struct directory **dir_r, char **error_r) PETREL_MUST_CHECK;
 
 /* Sets the domain's catch-all target (NULL: off). */
 int directory_set_catch_all(const struct directory *dir, const char *domain, const char *target,

@@ -286,12 +286,17 @@ json_t *directory_user_json(const struct directory *dir, const struct dir_user *
 
 json_t *directory_domain_json(const struct dir_domain *d)
 {
-	return json_pack("{s:o, s:b, s:o, s:o, s:I, s:I, s:I, s:I}",
-			 "name", jstr(d->name), "primary", d->primary,
-			 "alias_domains", strings_json(&d->alias_domains),
-			 "catch_all", d->catch_all != NULL ? jstr(d->catch_all) : json_null(),
-			 "users", (json_int_t)d->user_count, "aliases", (json_int_t)d->alias_count,
-			 "groups", (json_int_t)d->group_count, "lists", (json_int_t)d->list_count);
+	char *realm = directory_domain_realm(d);
+	json_t *o = json_pack("{s:o, s:b, s:o, s:o, s:s, s:b, s:I, s:I, s:I, s:I}",
+			      "name", jstr(d->name), "primary", d->primary,
+			      "alias_domains", strings_json(&d->alias_domains),
+			      "catch_all", d->catch_all != NULL ? jstr(d->catch_all) : json_null(),
+			      "realm", realm, "realm_default", d->realm == NULL,
+			      "users", (json_int_t)d->user_count, "aliases", (json_int_t)d->alias_count,
+			      "groups", (json_int_t)d->group_count, "lists", (json_int_t)d->list_count);
+
+	free(realm);
+	return o;
 }
 
 json_t *directory_alias_json(const struct dir_alias *a)
@@ -466,6 +471,7 @@ static json_t *cmd_domain_set(const struct directory *dir, struct args *a,
 	const char *name = get_str(a, "name", true);
 	int primary = get_bool(a, "primary");
 	json_t *catch_all = json_object_get(a->request, "catch_all");
+	json_t *realm = json_object_get(a->request, "realm");
 	/* Two mutations in a row: the intermediate snapshot is ours.  The
 	 * reference on dir only touches its (atomic) refcount. */
 	struct directory *cur = directory_ref((struct directory *)dir), *next = NULL;
@@ -483,9 +489,13 @@ static json_t *cmd_domain_set(const struct directory *dir, struct args *a,
 		directory_unref(&cur);
 		return err_reply("exactly one domain is primary: make another domain primary instead");
 	}
-	if (primary != 1 && catch_all == NULL) {
+	if (realm != NULL && !json_is_null(realm) && !json_is_string(realm)) {
 		directory_unref(&cur);
-		return err_reply("nothing to change (primary, catch_all)");
+		return err_reply("\"realm\" must be a Kerberos realm, or null or \"\" for the default");
+	}
+	if (primary != 1 && catch_all == NULL && realm == NULL) {
+		directory_unref(&cur);
+		return err_reply("nothing to change (primary, catch_all, realm)");
 	}
 	if (primary == 1) {
 		if (directory_set_primary_domain(cur, name, &next, &error) < 0)
@@ -499,6 +509,16 @@ static json_t *cmd_domain_set(const struct directory *dir, struct args *a,
 		if (target != NULL && target[0] == '\0')
 			target = NULL;
 		if (directory_set_catch_all(cur, name, target, &next, &error) < 0)
+			goto fail;
+		directory_unref(&cur);
+		cur = next;
+	}
+	if (realm != NULL) {
+		const char *r = json_is_string(realm) ? json_string_value(realm) : NULL;
+
+		if (r != NULL && r[0] == '\0')
+			r = NULL;
+		if (directory_set_realm(cur, name, r, &next, &error) < 0)
 			goto fail;
 		directory_unref(&cur);
 		cur = next;

@@ -108,7 +108,13 @@ static int format_domain(struct buf *b, const struct dir_domain *d)
 
 	ret |= buf_append_str(b, "  <domain name=\"");
 	ret |= cfg_xml_escape_append(b, d->name);
-	ret |= buf_printf(b, "\" primary=\"%s\">\n", d->primary ? "yes" : "no");
+	ret |= buf_printf(b, "\" primary=\"%s\"", d->primary ? "yes" : "no");
+	if (d->realm != NULL) {
+		ret |= buf_append_str(b, " realm=\"");
+		ret |= cfg_xml_escape_append(b, d->realm);
+		ret |= buf_append_str(b, "\"");
+	}
+	ret |= buf_append_str(b, ">\n");
 	ret |= elems(b, "    ", "alias-domain", &d->alias_domains);
 	if (d->catch_all != NULL)
 		ret |= elem(b, "    ", "catch-all", d->catch_all);

@@ -71,6 +71,7 @@ static struct dir_domain *domain_copy(const struct dir_domain *d)
 	nd->line = d->line;
 	dir_strings_copy(&nd->alias_domains, &d->alias_domains);
 	nd->catch_all = dup_or_null(d->catch_all);
+	nd->realm = dup_or_null(d->realm);
 	for (size_t j = 0; j < d->user_count; j++)
 		dir_domain_add_user(nd, user_copy(d->users[j]));
 	for (size_t j = 0; j < d->alias_count; j++) {
@@ -499,6 +500,28 @@ int directory_remove_domain_alias(const struct directory *dir, const char *alias
 	c = dir_copy(dir, NULL);
 	cd = domain_in(c, dir, d);
 	dir_strings_remove_at(&cd->alias_domains, (size_t)dir_strings_find(&cd->alias_domains, alias));
+	return commit(c, dir_r, error_r);
+}
+
+int directory_set_realm(const struct directory *dir, const char *domain, const char *realm,
+			struct directory **dir_r, char **error_r)
+{
+	const struct dir_domain *d = domain != NULL ? directory_find_local_domain(dir, domain) : NULL;
+	struct dir_domain *cd;
+	struct directory *c;
+
+	*dir_r = NULL;
+	if (d == NULL)
+		return no_such(error_r, "domain", domain);
+	if (realm != NULL && !directory_valid_realm(realm)) {
+		*error_r = xasprintf("domain %s: the realm must be 1 to 253 letters, digits, '.', "
+				     "'-' or '_'", d->name);
+		return -1;
+	}
+	c = dir_copy(dir, NULL);
+	cd = domain_in(c, dir, d);
+	free(cd->realm);
+	cd->realm = dup_or_null(realm);
 	return commit(c, dir_r, error_r);
 }
 

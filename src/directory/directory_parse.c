@@ -696,9 +696,10 @@ static int parse_domain_extras(struct dir_check *p, struct dir_domain *d, const 
 
 static int parse_domain(struct dir_check *p, struct directory *dir, const xmlNode *node)
 {
-	static const char *const attrs[] = { "name", "primary", NULL };
+	static const char *const attrs[] = { "name", "primary", "realm", NULL };
 	long line = cfg_xml_line(node), seen_catch_all = 0;
 	char *name = get_attr(node, "name"), *primary = get_attr(node, "primary");
+	char *realm = get_attr(node, "realm");
 	const struct dir_domain *other;
 	struct dir_domain *d;
 	bool is_primary = false;
@@ -728,6 +729,14 @@ static int parse_domain(struct dir_check *p, struct directory *dir, const xmlNod
 		free(esc);
 		goto out;
 	}
+	if (realm != NULL && !directory_valid_realm(realm)) {
+		char *esc = str_escape(realm, DIR_ESC_MAX);
+
+		dir_fail(p, line, "domain %s: realm '%s' is not a Kerberos realm (letters, digits, "
+			 "'.', '-', '_')", name, esc);
+		free(esc);
+		goto out;
+	}
 	if (is_primary) {
 		for (size_t i = 0; i < dir->domain_count; i++) {
 			if (dir->domains[i]->primary) {
@@ -741,8 +750,10 @@ static int parse_domain(struct dir_check *p, struct directory *dir, const xmlNod
 	d = xcalloc(1, sizeof(*d));
 	d->name = name;
 	d->primary = is_primary;
+	d->realm = realm;
 	d->line = line;
 	name = NULL;
+	realm = NULL;
 	dir_add_domain_ptr(dir, d);
 	FOR_ELEMENTS(p, node, c) {
 		int r;
@@ -767,6 +778,7 @@ static int parse_domain(struct dir_check *p, struct directory *dir, const xmlNod
 	ret = 0;
 out:
 	free(name);
+	free(realm);
 	free(primary);
 	return ret;
 }

@@ -31,6 +31,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "auth/auth.h"
+#include "auth/auth_limiter.h"
 #include "core/log.h"
 #include "directory/directory.h"
 #include "http/http_private.h"
@@ -77,17 +79,23 @@ struct admin_session {
 	bool continue_sent;       /* "100 Continue" sent for this request */
 	unsigned auth_failures;
 	time_t linger_until;      /* LINGERING: close at this time at the latest */
+	struct event *delay;      /* AUTHENTICATING: the 401 held by the limiter */
 };
 
 /* A password check, run on a worker thread. */
-enum auth_result { AUTH_BAD_PASSWORD, AUTH_UNKNOWN_USER, AUTH_DISABLED, AUTH_NOT_ADMIN, AUTH_OK };
+enum auth_result {
+	AUTH_BAD_PASSWORD, AUTH_UNKNOWN_USER, AUTH_DISABLED, AUTH_LOCKED, AUTH_NOT_ADMIN, AUTH_OK
+};
 
 struct auth_job {
 	struct net *net;
 	uint64_t conn_id;
+	struct cfg *cfg;          /* the limiter's settings */
+	char ip[INET6_ADDRSTRLEN];
 	char *login;
 	char *password;           /* cleared and freed as soon as it is checked */
 	enum auth_result result;
+	int64_t delay_ms;         /* a failure's reply waits this long */
 	char *address;            /* the user's address when the login names one */
 };
 
@@ -256,8 +264,8 @@ static void admin_call_reply(void *arg)
 	admin_call_free(call);
 }
 
-/* On the main thread: admin_dispatch may touch the engine's state. */
-static void admin_call_main(void *arg)
+/* Runs the command and logs it. */
+static void admin_call_exec(void *arg)
 {
 	struct admin_call *call = arg;
 	const char *command = json_string_value(json_object_get(call->request, "command"));
@@ -268,8 +276,29 @@ static void admin_call_main(void *arg)
 		 (unsigned long long)call->conn_id, call->ip, call->user, quoted,
 		 json_is_true(json_object_get(call->reply, "ok")) ? "yes" : "no");
 	free(quoted);
+}
+
+/* On the main thread: admin_dispatch may touch the engine's state. */
+static void admin_call_main(void *arg)
+{
+	struct admin_call *call = arg;
+
+	admin_call_exec(call);
 	if (evloop_run_on(call->conn_base, admin_call_reply, call) < 0)
 		admin_call_free(call);
+}
+
+/* Sends call to the main thread, or, for a password to hash, to the
+ * worker pool (admin_request_is_slow): never an event loop's work. */
+static int admin_call_submit(struct admin_call *call)
+{
+	struct worker_pool *pool = *admin.workers;
+
+	if (!admin_request_is_slow(call->request))
+		return evloop_run_on(admin.main_base, admin_call_main, call);
+	if (pool == NULL)
+		return -1;
+	return worker_submit(pool, call->conn_base, admin_call_exec, admin_call_reply, call);
 }
 
 /* After a successful login: parse the body and send the command to the
@@ -302,7 +331,7 @@ static void admin_run_command(struct admin_session *s, const char *user)
 	call->request = request;
 	call->user = xstrdup(user);
 	memcpy(call->ip, c->peer_ip, sizeof(call->ip));
-	if (evloop_run_on(admin.main_base, admin_call_main, call) < 0) {
+	if (admin_call_submit(call) < 0) {
 		admin_call_free(call);
 		admin_respond_error(s, 503, "server busy, try again later", "Retry-After: 5\r\n", false);
 		return;
@@ -318,9 +347,46 @@ static void auth_job_free(struct auth_job *job)
 		explicit_bzero(job->password, strlen(job->password));
 		free(job->password);
 	}
+	cfg_unref(&job->cfg);
 	free(job->login);
 	free(job->address);
 	free(job);
+}
+
+static const char *auth_reason(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_UNKNOWN_USER: return "unknown user";
+	case AUTH_BAD_PASSWORD: return "wrong password";
+	case AUTH_DISABLED: return "account disabled";
+	case AUTH_LOCKED: return "account locked";
+	case AUTH_NOT_ADMIN: return "not an administrator";
+	default: return "ok";
+	}
+}
+
+/* The shared brute-force limiter (auth/auth_limiter.h), as for the mail
+ * protocols: a locked account is refused like a wrong password, a right
+ * password clears the account's count, and a failure is counted for the
+ * IP and the account, logged to security.log and answered late. */
+static void auth_job_count(struct auth_job *job, struct auth_limiter *limiter,
+			   const struct directory *dir)
+{
+	char *account = auth_account_key(dir, job->login);
+	struct auth_attempt attempt = {
+		.service = ADMIN_LOG, .ip = job->ip, .session = job->conn_id, .mechanism = "BASIC",
+		.login = job->login, .account = account,
+	};
+
+	if ((job->result == AUTH_OK || job->result == AUTH_NOT_ADMIN) &&
+	    auth_limiter_account_locked(limiter, account, NULL))
+		job->result = AUTH_LOCKED;
+	attempt.reason = auth_reason(job->result);
+	if (job->result == AUTH_OK || job->result == AUTH_NOT_ADMIN)
+		auth_limiter_success(limiter, &attempt);
+	else
+		job->delay_ms = auth_limiter_failure(limiter, &attempt);
+	free(account);
 }
 
 /* On a worker thread: yescrypt is slow on purpose. */
@@ -348,21 +414,12 @@ static void auth_job_run(void *arg)
 		job->result = AUTH_OK;
 	if (user != NULL)
 		job->address = xstrdup(user->address);
+	auth_job_count(job, auth_limiter_shared(&job->cfg->s), dir);
 	directory_unref(&dir);
 }
 
-static const char *auth_reason(enum auth_result r)
-{
-	switch (r) {
-	case AUTH_UNKNOWN_USER: return "unknown user";
-	case AUTH_BAD_PASSWORD: return "wrong password";
-	case AUTH_DISABLED: return "account disabled";
-	case AUTH_NOT_ADMIN: return "not an administrator";
-	default: return "ok";
-	}
-}
-
-/* Logs a refused login to security.log: ip and login, never the password. */
+/* Logs a refused login to security.log: ip and login, never the password.
+ * (Failures of the password check are logged by the limiter.) */
 static void log_auth_failure(const struct conn *c, const char *login, size_t login_len,
 			     const char *reason)
 {
@@ -371,6 +428,36 @@ static void log_auth_failure(const struct conn *c, const char *login, size_t log
 	log_security(ADMIN_LOG, "conn=%llu ip=%s login=\"%s\" authentication failed reason=\"%s\"",
 		     (unsigned long long)c->id, c->peer_ip, quoted, reason);
 	free(quoted);
+}
+
+/* The limiter's delay is over: the 401 goes out. */
+static void auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(s->delay);
+	s->delay = NULL;
+	admin_unauthorized(s, "invalid user name or password");
+}
+
+static void auth_failed(struct admin_session *s, int64_t delay_ms)
+{
+	struct timeval tv = { (time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000) };
+
+	s->auth_failures++;
+	if (delay_ms <= 0) {
+		admin_unauthorized(s, "invalid user name or password");
+		return;
+	}
+	s->delay = evtimer_new(s->conn->base, auth_delay_cb, s);
+	if (s->delay == NULL || evtimer_add(s->delay, &tv) < 0) {
+		if (s->delay != NULL)
+			event_free(s->delay);
+		s->delay = NULL;
+		admin_unauthorized(s, "invalid user name or password");
+	}
 }
 
 /* On the connection's loop (or, when the loops are gone at shutdown, on
@@ -397,12 +484,27 @@ static void auth_job_done(void *arg)
 		admin_respond_error(s, 403, "this user is not an administrator", NULL, false);
 		break;
 	default:
-		log_auth_failure(c, job->login, strlen(job->login), auth_reason(job->result));
-		s->auth_failures++;
-		admin_unauthorized(s, "invalid user name or password");
+		auth_failed(s, job->delay_ms);
 		break;
 	}
 	auth_job_free(job);
+}
+
+/* An address locked out by the limiter gets no password check at all. */
+static bool admin_ip_locked(struct admin_session *s)
+{
+	struct conn *c = s->conn;
+	int64_t retry;
+	char *retry_after;
+
+	if (!auth_limiter_ip_locked(auth_limiter_shared(&c->cfg->s), c->peer_ip, &retry))
+		return false;
+	log_security(ADMIN_LOG, "conn=%llu ip=%s login refused: address locked out for %llds",
+		     (unsigned long long)c->id, c->peer_ip, (long long)(retry / 1000));
+	retry_after = xasprintf("Retry-After: %lld\r\n", (long long)(retry + 999) / 1000);
+	admin_respond_error(s, 429, "too many failed logins, try again later", retry_after, true);
+	free(retry_after);
+	return true;
 }
 
 static void admin_authenticate(struct admin_session *s)
@@ -420,17 +522,26 @@ static void admin_authenticate(struct admin_session *s)
 		admin_unauthorized(s, "authentication required");
 		return;
 	}
+	if (admin_ip_locked(s))
+		return;
 	if (http_basic_decode(req->authorization.len > 0 ? req->authorization.data : "",
 			      req->authorization.len,
 			      ADMIN_MAX_CREDENTIALS, &user, &password, &error) < 0) {
-		log_auth_failure(c, "", 0, error);
-		s->auth_failures++;
-		admin_unauthorized(s, error);
+		struct auth_attempt attempt = {
+			.service = ADMIN_LOG, .ip = c->peer_ip, .session = c->id,
+			.mechanism = "BASIC", .reason = error,
+		};
+
+		/* Counted for the IP only (no account to speak of), and
+		 * logged by the limiter. */
+		auth_failed(s, auth_limiter_failure(auth_limiter_shared(&c->cfg->s), &attempt));
 		return;
 	}
 	job = xcalloc(1, sizeof(*job));
 	job->net = admin.net;
 	job->conn_id = c->id;
+	job->cfg = cfg_ref(c->cfg);
+	memcpy(job->ip, c->peer_ip, sizeof(job->ip));
 	job->login = user;
 	job->password = password;
 	if (pool == NULL || worker_submit(pool, c->base, auth_job_run, auth_job_done, job) < 0) {
@@ -639,6 +750,8 @@ static void admin_free_session(struct conn *conn)
 	conn->session = NULL;
 	if (s == NULL)
 		return;
+	if (s->delay != NULL)
+		event_free(s->delay);
 	http_req_parser_deinit(&s->parser);
 	free(s);
 }

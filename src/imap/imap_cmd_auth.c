@@ -6,7 +6,7 @@
  *
  * LOGIN is SASL PLAIN with an empty authorization identity, so that every
  * login goes through one engine, one brute-force limiter and one log line
- * (auth/sasl.h, auth/auth_limiter.h).  The SASL work and the opening of
+ * (auth/auth_session.h).  The SASL work and the opening of
  * the user's store run on the worker pool; while a job runs it owns the
  * SASL server, so a disconnect cannot free it under the worker.
  */
@@ -20,8 +20,7 @@
 
 #include <event2/bufferevent.h>
 
-#include "auth/auth_limiter.h"
-#include "auth/sasl.h"
+#include "auth/auth_session.h"
 #include "core/log.h"
 #include "core/recent_auth.h"
 #include "core/str.h"
@@ -274,69 +273,29 @@ void imap_idle_done(struct imap_session *s)
 
 /* ---- authentication ---- */
 
-struct imap_sasl {
-	struct sasl_server *server;
-	struct sasl_backend backend;
-	struct directory *dir;
-	struct cfg *cfg;
-	char local_ip[INET6_ADDRSTRLEN];
-};
-
-void imap_sasl_free(struct imap_sasl **saslp)
+void imap_sasl_free(struct auth_session **sasl)
 {
-	struct imap_sasl *sasl = *saslp;
-
-	if (sasl == NULL)
-		return;
-	*saslp = NULL;
-	sasl_server_free(&sasl->server);
-	auth_directory_backend_deinit(&sasl->backend);
-	directory_unref(&sasl->dir);
-	cfg_unref(&sasl->cfg);
-	free(sasl);
+	auth_session_free(sasl);
 }
 
-static struct imap_sasl *sasl_new(struct imap_session *s)
+static void sasl_params(struct imap_session *s, struct auth_session_params *params)
 {
-	struct imap_sasl *sasl;
-	struct sasl_params params;
-	struct directory *dir = directory_current();
-
-	if (dir == NULL)
-		return NULL;
-	sasl = xcalloc(1, sizeof(*sasl));
-	sasl->dir = dir;
-	sasl->cfg = cfg_ref(s->conn->cfg);
-	memcpy(sasl->local_ip, s->conn->local_ip, sizeof(sasl->local_ip));
-	auth_directory_backend_init(&sasl->backend, dir);
-	memset(&params, 0, sizeof(params));
-	params.cfg = sasl->cfg;
-	params.service = "imap";
-	params.local_address = sasl->local_ip[0] != '\0' ? sasl->local_ip : NULL;
-	params.secure = imap_secure(s);
-	params.success_data = false;
-	sasl->server = sasl_server_new(&params, &sasl->backend);
-	return sasl;
+	*params = (struct auth_session_params){
+		.cfg = s->conn->cfg,
+		.service = "imap",
+		.log_service = "imap",
+		.local_ip = s->conn->local_ip,
+		.peer_ip = s->conn->peer_ip,
+		.net = imapg.net,
+		.conn_id = s->conn->id,
+		.secure = imap_secure(s),
+	};
 }
 
+/* What IMAP adds to a login: the user's store, opened on the worker. */
 struct auth_job {
-	struct net *net;
-	uint64_t conn_id;
-	struct imap_sasl *sasl;
 	struct store *store;
-	char ip[INET6_ADDRSTRLEN];
-	bool start, raw;
-	char *mech;
-	char *data;
-	size_t len;
 	unsigned max_per_user;
-	/* results */
-	enum sasl_status status;
-	enum sasl_failure failure;
-	int64_t delay_ms;
-	char *text;
-	char *identity;
-	char *mech_name;
 	struct imap_user *user;
 	const char *user_error;
 	bool too_many;
@@ -344,23 +303,14 @@ struct auth_job {
 
 static void auth_job_free(struct auth_job *job)
 {
-	imap_sasl_free(&job->sasl);
-	free(job->mech);
-	if (job->data != NULL) {
-		explicit_bzero(job->data, job->len);
-		free(job->data);
-	}
-	free(job->text);
-	free(job->identity);
-	free(job->mech_name);
 	imap_user_unref(&job->user);
 	free(job);
 }
 
 /* Worker: opens the user's mailbox store after a successful login. */
-static void open_user(struct auth_job *job)
+static void open_user(struct auth_job *job, const char *identity)
 {
-	const char *at = strrchr(job->identity, '@');
+	const char *at = strrchr(identity, '@');
 	struct store_user *su;
 	struct directory *dir;
 	char *name;
@@ -370,18 +320,18 @@ static void open_user(struct auth_job *job)
 		job->user_error = "the message store is not open";
 		return;
 	}
-	if (at == NULL || at == job->identity) {
+	if (at == NULL || at == identity) {
 		job->user_error = "identity is not an address";
 		return;
 	}
-	name = xstrndup(job->identity, (size_t)(at - job->identity));
+	name = xstrndup(identity, (size_t)(at - identity));
 	st = store_user_open(job->store, at + 1, name, &su, &job->user_error);
 	free(name);
 	if (st != STORE_OK)
 		return;
 	dir = directory_current();
 	if (dir != NULL) {
-		const struct dir_user *du = directory_find_user(dir, job->identity);
+		const struct dir_user *du = directory_find_user(dir, identity);
 
 		if (du != NULL)
 			store_user_set_quota(su, du->quota_storage, du->quota_messages);
@@ -390,51 +340,21 @@ static void open_user(struct auth_job *job)
 	job->user = xcalloc(1, sizeof(*job->user));
 	job->user->refs = 1;
 	job->user->user = su;
-	job->user->identity = xstrdup(job->identity);
+	job->user->identity = xstrdup(identity);
 }
 
-static void auth_job_run(void *arg)
+/* Worker, after a successful SASL exchange. */
+static void auth_job_success(struct auth_step *step, void *arg)
 {
 	struct auth_job *job = arg;
-	struct sasl_reply reply;
 
-	memset(&reply, 0, sizeof(reply));
-	if (job->start && job->raw)
-		job->status = sasl_server_start(job->sasl->server, job->mech, job->data, job->len, true,
-						&reply);
-	else if (job->start)
-		job->status = sasl_server_start_text(job->sasl->server, job->mech, job->data, job->len,
-						     &reply);
-	else
-		job->status = sasl_server_step_text(job->sasl->server, job->data != NULL ? job->data : "",
-						    job->len, &reply);
-	if (job->data != NULL) {
-		explicit_bzero(job->data, job->len);
-		free(job->data);
-		job->data = NULL;
+	if (!imap_user_count_acquire(step->identity, job->max_per_user)) {
+		job->too_many = true;
+		return;
 	}
-	if (job->status != SASL_CONTINUE)
-		job->status = auth_limiter_conclude(auth_limiter_shared(&job->sasl->cfg->s), "imap",
-						    job->ip, job->conn_id, &reply, &job->delay_ms);
-	job->failure = reply.failure;
-	job->mech_name = xstrdup(sasl_mech_name(reply.mech) != NULL ? sasl_mech_name(reply.mech) : "?");
-	if (job->status == SASL_CONTINUE)
-		job->text = xstrdup(reply.text != NULL ? reply.text : "");
-	else if (job->status == SASL_SUCCESS && reply.identity != NULL)
-		job->identity = xstrdup(reply.identity);
-	if (job->status == SASL_SUCCESS && job->identity == NULL) {
-		job->status = SASL_FAILURE;
-		job->failure = SASL_FAIL_TEMPORARY;
-	}
-	if (job->status == SASL_SUCCESS) {
-		if (!imap_user_count_acquire(job->identity, job->max_per_user))
-			job->too_many = true;
-		else {
-			open_user(job);
-			if (job->user == NULL)
-				imap_user_count_release(job->identity);
-		}
-	}
+	open_user(job, step->identity);
+	if (job->user == NULL)
+		imap_user_count_release(step->identity);
 }
 
 static void failure_line(struct imap_session *s, enum sasl_failure failure, int64_t delay)
@@ -472,14 +392,14 @@ static void failure_line(struct imap_session *s, enum sasl_failure failure, int6
 	free(line);
 }
 
-static void login_done(struct imap_session *s, struct auth_job *job)
+static void login_done(struct imap_session *s, struct auth_step *step, struct auth_job *job)
 {
 	struct conn *c = s->conn;
 	struct timeval tv = { (time_t)c->cfg->s.imap_idle_timeout, 0 };
 	struct buf caps;
 
-	s->identity = job->identity;
-	job->identity = NULL;
+	s->identity = step->identity;
+	step->identity = NULL;
 	s->user = job->user;
 	job->user = NULL;
 	s->counted_user = true;
@@ -490,58 +410,60 @@ static void login_done(struct imap_session *s, struct auth_job *job)
 	pop_before_smtp_record(c->peer_ip);
 	imap_apply_limits(s);
 	log_info(IMAP_LOG, "conn=%llu ip=%s login user=%s mechanism=%s%s", (unsigned long long)c->id,
-		 c->peer_ip, s->identity, job->mech_name, c->tls_active ? " tls" : "");
+		 c->peer_ip, s->identity, step->mech_name, c->tls_active ? " tls" : "");
 	buf_init(&caps, 4096);
 	imap_capabilities(s, &caps);
 	imap_ok(s, "[CAPABILITY %s] Logged in", caps.data);
 	buf_deinit(&caps);
 }
 
-static void auth_job_done(void *arg)
+/* A job whose connection is gone: the store and the per-user count go. */
+static void auth_job_drop(struct auth_job *job)
+{
+	if (job->user != NULL)
+		imap_user_count_release(job->user->identity);
+	auth_job_free(job);
+}
+
+static void auth_job_done(struct auth_step *step, struct conn *c, void *arg)
 {
 	struct auth_job *job = arg;
-	struct conn *c = net_conn_find(job->net, job->conn_id);
 	struct imap_session *s;
 
-	if (c == NULL || c->session == NULL) {
-		if (job->user != NULL)
-			imap_user_count_release(job->user->identity);
-		auth_job_free(job);
+	if (c == NULL) {
+		auth_job_drop(job);
 		return;
 	}
 	s = c->session;
 	if (s->mode == IMAP_MODE_CLOSING || s->mode == IMAP_MODE_LINGER) {
-		if (job->user != NULL)
-			imap_user_count_release(job->user->identity);
-		auth_job_free(job);
+		auth_job_drop(job);
 		return;
 	}
 	s->mode = IMAP_MODE_COMMAND;
 	imap_sasl_free(&s->sasl);
-	s->sasl = job->sasl;
-	job->sasl = NULL;
-	switch (job->status) {
+	s->sasl = auth_step_take_session(step);
+	switch (step->status) {
 	case SASL_CONTINUE:
 		/* RFC 9051 7.5: "+" SP base64, "+ " for an empty challenge */
-		imap_printf(s, "+ %s\r\n", job->text);
+		imap_printf(s, "+ %s\r\n", step->text);
 		s->mode = IMAP_MODE_SASL;
 		break;
 	case SASL_SUCCESS:
 		if (job->too_many) {
 			log_warn(IMAP_LOG, "conn=%llu ip=%s user=%s refused: too many connections",
-				 (unsigned long long)c->id, c->peer_ip, job->identity);
+				 (unsigned long long)c->id, c->peer_ip, step->identity);
 			imap_no(s, "[LIMIT] Too many connections for this user");
 		} else if (job->user == NULL) {
 			log_warn(IMAP_LOG, "conn=%llu ip=%s user=%s mailbox not opened: %s",
-				 (unsigned long long)c->id, c->peer_ip, job->identity,
+				 (unsigned long long)c->id, c->peer_ip, step->identity,
 				 job->user_error != NULL ? job->user_error : "?");
 			imap_no(s, "[UNAVAILABLE] Mailbox unavailable, try again later");
 		} else {
-			login_done(s, job);
+			login_done(s, step, job);
 		}
 		break;
 	default:
-		failure_line(s, job->failure, job->delay_ms);
+		failure_line(s, step->failure, step->delay_ms);
 		break;
 	}
 	auth_job_free(job);
@@ -557,52 +479,32 @@ static void auth_job_done(void *arg)
 static void auth_submit(struct imap_session *s, bool start, const char *mech, const char *data,
 			size_t len, bool raw)
 {
-	struct worker_pool *pool = imap_workers();
-	struct auth_job *job;
+	struct auth_step_request req = {
+		.start = start, .raw = raw, .mech = mech, .data = data, .len = len,
+	};
+	struct auth_session_params params;
+	struct auth_job *job = xcalloc(1, sizeof(*job));
+	enum auth_submit_result r;
 
-	if (s->sasl == NULL)
-		s->sasl = sasl_new(s);
-	if (s->sasl == NULL) {
-		s->mode = IMAP_MODE_COMMAND;
-		imap_no(s, "[UNAVAILABLE] Temporary authentication failure");
-		return;
-	}
-	job = xcalloc(1, sizeof(*job));
-	job->net = imapg.net;
-	job->conn_id = s->conn->id;
 	job->store = imap_store();
 	job->max_per_user = (unsigned)s->conn->cfg->s.imap_max_connections_per_user;
-	memcpy(job->ip, s->conn->peer_ip, sizeof(job->ip));
-	job->start = start;
-	job->raw = raw;
-	job->mech = mech != NULL ? xstrdup(mech) : NULL;
-	if (data != NULL) {
-		job->data = xmalloc(len + 1);
-		memcpy(job->data, data, len);
-		job->data[len] = '\0';
-		job->len = len;
-	}
-	job->sasl = s->sasl;
-	s->sasl = NULL;
-	if (pool == NULL || worker_submit(pool, s->conn->base, auth_job_run, auth_job_done, job) < 0) {
-		s->sasl = job->sasl;
-		job->sasl = NULL;
-		auth_job_free(job);
-		s->mode = IMAP_MODE_COMMAND;
-		imap_no(s, "[UNAVAILABLE] Server busy, try again later");
+	sasl_params(s, &params);
+	r = auth_session_submit(&s->sasl, &params, imap_workers(), s->conn->base, &req,
+				auth_job_success, auth_job_done, job);
+	if (r == AUTH_SUBMIT_QUEUED) {
+		s->mode = IMAP_MODE_BUSY;
 		return;
 	}
-	s->mode = IMAP_MODE_BUSY;
+	auth_job_free(job);
+	s->mode = IMAP_MODE_COMMAND;
+	imap_no(s, r == AUTH_SUBMIT_BUSY ? "[UNAVAILABLE] Server busy, try again later" :
+		"[UNAVAILABLE] Temporary authentication failure");
 }
 
 static bool ip_locked(struct imap_session *s)
 {
-	int64_t retry;
-
-	if (!auth_limiter_ip_locked(auth_limiter_shared(&s->conn->cfg->s), s->conn->peer_ip, &retry))
+	if (!auth_session_ip_locked(s->conn->cfg, IMAP_LOG, s->conn->id, s->conn->peer_ip))
 		return false;
-	log_security(IMAP_LOG, "conn=%llu ip=%s login refused: address locked out for %llds",
-		     (unsigned long long)s->conn->id, s->conn->peer_ip, (long long)(retry / 1000));
 	imap_no(s, "[UNAVAILABLE] Too many failed logins, try again later");
 	return true;
 }

@@ -141,7 +141,7 @@ struct imap_selected {
 	bool has_searchres;
 };
 
-struct imap_sasl;
+struct auth_session;
 struct imap_job;
 
 struct imap_session {
@@ -163,7 +163,7 @@ struct imap_session {
 	char cmd_name[IMAP_MAX_COMMAND_NAME + 8];
 	bool cmd_uid;             /* a UID command */
 	/* authentication */
-	struct imap_sasl *sasl;
+	struct auth_session *sasl;
 	struct buf line;          /* raw lines: AUTHENTICATE responses, DONE */
 	char *identity;
 	struct imap_user *user;
@@ -334,7 +334,7 @@ imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_login,
 	imap_cmd_authenticate, imap_cmd_starttls, imap_cmd_id, imap_cmd_enable,
 	imap_cmd_namespace, imap_cmd_compress, imap_cmd_idle;
 void imap_sasl_line(struct imap_session *s, const char *line, size_t len);
-void imap_sasl_free(struct imap_sasl **sasl);
+void imap_sasl_free(struct auth_session **sasl);
 /* Finishes an IDLE on DONE. */
 void imap_idle_done(struct imap_session *s);
 void imap_idle_keepalive_cb(evutil_socket_t fd, short what, void *arg);

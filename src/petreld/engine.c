@@ -26,6 +26,7 @@
 
 #include "admin/admin.h"
 #include "auth/auth.h"
+#include "auth/sasl.h"
 #include "core/cfg.h"
 #include "core/control.h"
 #include "core/evloop.h"
@@ -391,6 +392,31 @@ static void engine_status(void *context, json_t *obj)
 	cfg_unref(&cfg);
 }
 
+/* A slow control request (a password to hash) on the worker pool. */
+struct control_job {
+	struct admin_engine ops;
+	json_t *request;
+	json_t *reply;
+	struct control_pending *pending;
+};
+
+static void control_job_run(void *arg)
+{
+	struct control_job *job = arg;
+
+	job->reply = admin_dispatch(job->request, &job->ops);
+}
+
+/* Back on the main loop. */
+static void control_job_done(void *arg)
+{
+	struct control_job *job = arg;
+
+	control_pending_reply(job->pending, job->reply);
+	json_decref(job->request);
+	free(job);
+}
+
 static json_t *engine_control_dispatch(json_t *request, void *context)
 {
 	struct engine *e = context;
@@ -401,8 +427,21 @@ static json_t *engine_control_dispatch(json_t *request, void *context)
 		.stop = engine_stop,
 		.store = &e->store,
 	};
+	struct control_job *job;
 
-	return admin_dispatch(request, &ops);
+	if (!admin_request_is_slow(request) || e->workers == NULL)
+		return admin_dispatch(request, &ops);
+	job = xcalloc(1, sizeof(*job));
+	job->ops = ops;
+	job->request = json_incref(request);
+	if (worker_submit(e->workers, e->main_base, control_job_run, control_job_done, job) < 0) {
+		json_decref(job->request);
+		free(job);
+		return json_pack("{s:b, s:s}", "ok", 0, "error", "server busy, try again later");
+	}
+	/* done runs on this (the main) loop, so after this returns */
+	job->pending = control_defer();
+	return NULL;
 }
 
 /* ---- signals ---- */
@@ -651,6 +690,7 @@ int engine_run(const struct engine_options *options)
 	e.options = options;
 	signal(SIGPIPE, SIG_IGN);
 	directory_set_secrets_hook(auth_derive_secrets);
+	cfg_set_value_check(sasl_cfg_check);
 	if (engine_start(&e, &error) < 0) {
 		log_error("engine", "cannot start: %s", error);
 		options->ready(error, options->ready_context);

@@ -63,7 +63,7 @@ struct pop3_maildrop {
 	uint64_t total_size;
 };
 
-struct pop3_sasl;
+struct auth_session;
 struct pop3_retr;
 
 struct pop3_session {
@@ -76,7 +76,7 @@ struct pop3_session {
 	unsigned close_polls;
 	time_t linger_until;
 	char *user;                  /* from USER, until PASS */
-	struct pop3_sasl *sasl;      /* SASL server (owned by a job while it runs) */
+	struct auth_session *sasl;      /* SASL server (owned by a job while it runs) */
 	struct event *timer;         /* delayed failure reply */
 	char *pending_reply;
 	char *identity;              /* after login */

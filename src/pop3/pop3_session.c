@@ -24,8 +24,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
-#include "auth/auth_limiter.h"
-#include "auth/sasl.h"
+#include "auth/auth_session.h"
 #include "core/log.h"
 #include "core/recent_auth.h"
 #include "directory/directory.h"
@@ -199,69 +198,29 @@ void pop3_reply_delayed(struct pop3_session *s, const char *line, int64_t delay_
 
 /* ---- authentication ---- */
 
-struct pop3_sasl {
-	struct sasl_server *server;
-	struct sasl_backend backend;
-	struct directory *dir;
-	struct cfg *cfg;
-	char local_ip[INET6_ADDRSTRLEN];
-};
-
-static void sasl_free(struct pop3_sasl **saslp)
+static void sasl_free(struct auth_session **sasl)
 {
-	struct pop3_sasl *sasl = *saslp;
-
-	if (sasl == NULL)
-		return;
-	*saslp = NULL;
-	sasl_server_free(&sasl->server);
-	auth_directory_backend_deinit(&sasl->backend);
-	directory_unref(&sasl->dir);
-	cfg_unref(&sasl->cfg);
-	free(sasl);
+	auth_session_free(sasl);
 }
 
-static struct pop3_sasl *sasl_new(struct pop3_session *s)
+static void sasl_params(struct pop3_session *s, struct auth_session_params *params)
 {
-	struct pop3_sasl *sasl;
-	struct sasl_params params;
-	struct directory *dir = directory_current();
-
-	if (dir == NULL)
-		return NULL;
-	sasl = xcalloc(1, sizeof(*sasl));
-	sasl->dir = dir;
-	sasl->cfg = cfg_ref(s->conn->cfg);
-	memcpy(sasl->local_ip, s->conn->local_ip, sizeof(sasl->local_ip));
-	auth_directory_backend_init(&sasl->backend, dir);
-	memset(&params, 0, sizeof(params));
-	params.cfg = sasl->cfg;
-	params.service = "pop";          /* RFC 5034 section 4 */
-	params.local_address = sasl->local_ip[0] != '\0' ? sasl->local_ip : NULL;
-	params.secure = pop3_secure(s);
-	params.success_data = false;
-	sasl->server = sasl_server_new(&params, &sasl->backend);
-	return sasl;
+	*params = (struct auth_session_params){
+		.cfg = s->conn->cfg,
+		.service = "pop",          /* RFC 5034 section 4 */
+		.log_service = "pop3",
+		.local_ip = s->conn->local_ip,
+		.peer_ip = s->conn->peer_ip,
+		.net = pop3g.net,
+		.conn_id = s->conn->id,
+		.secure = pop3_secure(s),
+	};
 }
 
+/* What POP3 adds to a login: the maildrop, opened on the worker. */
 struct auth_job {
-	struct net *net;
-	uint64_t conn_id;
-	struct pop3_sasl *sasl;
 	struct store *store;
-	char ip[INET6_ADDRSTRLEN];
-	bool start;
-	bool raw;                 /* data is the raw initial response (PASS) */
-	char *mech;
-	char *data;
-	size_t len;
-	/* results */
-	enum sasl_status status;
-	enum sasl_failure failure;
-	int64_t delay_ms;
-	char *text;
-	char *identity;
-	char *mech_name;
+	struct cfg *cfg;
 	struct pop3_maildrop *drop;
 	const char *drop_error;
 	bool in_use;
@@ -269,60 +228,21 @@ struct auth_job {
 
 static void auth_job_free(struct auth_job *job)
 {
-	sasl_free(&job->sasl);
-	free(job->mech);
-	if (job->data != NULL) {
-		explicit_bzero(job->data, job->len);
-		free(job->data);
-	}
-	free(job->text);
-	free(job->identity);
-	free(job->mech_name);
 	pop3_maildrop_unref(&job->drop);
+	cfg_unref(&job->cfg);
 	free(job);
 }
 
-/* On a worker: the SASL step, and on success the maildrop. */
-static void auth_job_run(void *arg)
+/* On a worker, after a successful SASL exchange: the maildrop. */
+static void auth_job_success(struct auth_step *step, void *arg)
 {
 	struct auth_job *job = arg;
-	struct sasl_reply reply;
 
-	memset(&reply, 0, sizeof(reply));
-	if (job->start && job->raw)
-		job->status = sasl_server_start(job->sasl->server, job->mech, job->data, job->len, true,
-						&reply);
-	else if (job->start)
-		job->status = sasl_server_start_text(job->sasl->server, job->mech, job->data, job->len,
-						     &reply);
-	else
-		job->status = sasl_server_step_text(job->sasl->server, job->data != NULL ? job->data : "",
-						    job->len, &reply);
-	if (job->data != NULL) {
-		explicit_bzero(job->data, job->len);
-		free(job->data);
-		job->data = NULL;
-	}
-	if (job->status != SASL_CONTINUE)
-		job->status = auth_limiter_conclude(auth_limiter_shared(&job->sasl->cfg->s), "pop3",
-						    job->ip, job->conn_id, &reply, &job->delay_ms);
-	job->failure = reply.failure;
-	job->mech_name = xstrdup(sasl_mech_name(reply.mech) != NULL ? sasl_mech_name(reply.mech) : "?");
-	if (job->status == SASL_CONTINUE)
-		job->text = xstrdup(reply.text != NULL ? reply.text : "");
-	else if (job->status == SASL_SUCCESS && reply.identity != NULL)
-		job->identity = xstrdup(reply.identity);
-	if (job->status == SASL_SUCCESS && job->identity == NULL) {
-		job->status = SASL_FAILURE;
-		job->failure = SASL_FAIL_TEMPORARY;
-	}
-	if (job->status == SASL_SUCCESS) {
-		if (job->store == NULL) {
-			job->drop_error = "the message store is not open";
-		} else if (pop3_maildrop_open(job->store, job->sasl->cfg, job->identity, &job->drop,
-					      &job->drop_error, &job->in_use) < 0) {
-			job->drop = NULL;
-		}
+	if (job->store == NULL) {
+		job->drop_error = "the message store is not open";
+	} else if (pop3_maildrop_open(job->store, job->cfg, step->identity, &job->drop,
+				      &job->drop_error, &job->in_use) < 0) {
+		job->drop = NULL;
 	}
 }
 
@@ -348,13 +268,13 @@ static const char *failure_reply(enum sasl_failure failure)
 	}
 }
 
-static void login_done(struct pop3_session *s, struct auth_job *job)
+static void login_done(struct pop3_session *s, struct auth_step *step, struct auth_job *job)
 {
 	struct conn *c = s->conn;
 	struct timeval tv = { (time_t)c->cfg->s.pop3_idle_timeout, 0 };
 
-	s->identity = job->identity;
-	job->identity = NULL;
+	s->identity = step->identity;
+	step->identity = NULL;
 	s->drop = job->drop;
 	job->drop = NULL;
 	free(s->user);
@@ -365,19 +285,18 @@ static void login_done(struct pop3_session *s, struct auth_job *job)
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	pop_before_smtp_record(c->peer_ip);
 	log_info(POP3_LOG, "conn=%llu ip=%s login user=%s mechanism=%s messages=%u size=%llu",
-		 (unsigned long long)c->id, c->peer_ip, s->identity, job->mech_name, s->drop->count,
+		 (unsigned long long)c->id, c->peer_ip, s->identity, step->mech_name, s->drop->count,
 		 (unsigned long long)s->drop->total_size);
 	pop3_reply(s, "+OK Logged in, %u messages (%llu octets)", s->drop->count,
 		   (unsigned long long)s->drop->total_size);
 }
 
-static void auth_job_done(void *arg)
+static void auth_job_done(struct auth_step *step, struct conn *c, void *arg)
 {
 	struct auth_job *job = arg;
-	struct conn *c = net_conn_find(job->net, job->conn_id);
 	struct pop3_session *s;
 
-	if (c == NULL || c->session == NULL) {
+	if (c == NULL) {
 		auth_job_free(job);
 		return;
 	}
@@ -388,12 +307,11 @@ static void auth_job_done(void *arg)
 	}
 	s->busy = false;
 	sasl_free(&s->sasl);
-	s->sasl = job->sasl;
-	job->sasl = NULL;
-	switch (job->status) {
+	s->sasl = auth_step_take_session(step);
+	switch (step->status) {
 	case SASL_CONTINUE:
 		/* RFC 5034 section 4: "+" SP base64 (an empty challenge is "+ ") */
-		pop3_reply(s, "+ %s", job->text);
+		pop3_reply(s, "+ %s", step->text);
 		s->state = POP3_STATE_SASL;
 		/* a response may be far longer than a command (GSSAPI) */
 		pop3_parser_set_max_line(&s->parser,
@@ -402,7 +320,7 @@ static void auth_job_done(void *arg)
 	case SASL_SUCCESS:
 		if (job->drop == NULL) {
 			log_warn(POP3_LOG, "conn=%llu ip=%s user=%s maildrop not opened: %s",
-				 (unsigned long long)c->id, c->peer_ip, job->identity,
+				 (unsigned long long)c->id, c->peer_ip, step->identity,
 				 job->drop_error != NULL ? job->drop_error : "?");
 			s->state = POP3_STATE_AUTHORIZATION;
 			free(s->user);
@@ -412,19 +330,15 @@ static void auth_job_done(void *arg)
 				   "-ERR [SYS/TEMP] Mailbox unavailable, try again later");
 			break;
 		}
-		login_done(s, job);
+		login_done(s, step, job);
 		break;
-	default: {
-		const char *line = failure_reply(job->failure);
-		int64_t delay = job->delay_ms;
-
+	default:
 		free(s->user);
 		s->user = NULL;
 		s->state = POP3_STATE_AUTHORIZATION;
 		auth_job_free(job);
-		pop3_reply_delayed(s, line, delay);
+		pop3_reply_delayed(s, failure_reply(step->failure), step->delay_ms);
 		return;
-	}
 	}
 	auth_job_free(job);
 	if (s->stopping) {
@@ -437,52 +351,32 @@ static void auth_job_done(void *arg)
 static void auth_submit(struct pop3_session *s, bool start, const char *mech, const char *data,
 			size_t len, bool raw)
 {
-	struct worker_pool *pool = *pop3g.workers;
-	struct auth_job *job;
+	struct auth_step_request req = {
+		.start = start, .raw = raw, .mech = mech, .data = data, .len = len,
+	};
+	struct auth_session_params params;
+	struct auth_job *job = xcalloc(1, sizeof(*job));
+	enum auth_submit_result r;
 
-	if (s->sasl == NULL)
-		s->sasl = sasl_new(s);
-	if (s->sasl == NULL) {
-		s->state = POP3_STATE_AUTHORIZATION;
-		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
-		return;
-	}
-	job = xcalloc(1, sizeof(*job));
-	job->net = pop3g.net;
-	job->conn_id = s->conn->id;
 	job->store = pop3g.store != NULL ? __atomic_load_n(pop3g.store, __ATOMIC_ACQUIRE) : NULL;
-	memcpy(job->ip, s->conn->peer_ip, sizeof(job->ip));
-	job->start = start;
-	job->raw = raw;
-	job->mech = mech != NULL ? xstrdup(mech) : NULL;
-	if (data != NULL) {
-		job->data = xmalloc(len + 1);
-		memcpy(job->data, data, len);
-		job->data[len] = '\0';
-		job->len = len;
-	}
-	job->sasl = s->sasl;
-	s->sasl = NULL;
-	if (pool == NULL || worker_submit(pool, s->conn->base, auth_job_run, auth_job_done, job) < 0) {
-		s->sasl = job->sasl;
-		job->sasl = NULL;
-		auth_job_free(job);
-		s->state = POP3_STATE_AUTHORIZATION;
-		pop3_reply(s, "-ERR [SYS/TEMP] Server busy, try again later");
+	job->cfg = cfg_ref(s->conn->cfg);
+	sasl_params(s, &params);
+	r = auth_session_submit(&s->sasl, &params, *pop3g.workers, s->conn->base, &req,
+				auth_job_success, auth_job_done, job);
+	if (r == AUTH_SUBMIT_QUEUED) {
+		s->busy = true;
 		return;
 	}
-	s->busy = true;
+	auth_job_free(job);
+	s->state = POP3_STATE_AUTHORIZATION;
+	pop3_reply(s, "%s", r == AUTH_SUBMIT_BUSY ? "-ERR [SYS/TEMP] Server busy, try again later" :
+		   "-ERR [SYS/TEMP] Temporary authentication failure");
 }
 
 void pop3_auth_start(struct pop3_session *s, const char *mech, const char *initial,
 		     size_t initial_len, bool raw_initial)
 {
-	int64_t retry;
-
-	if (auth_limiter_ip_locked(auth_limiter_shared(&s->conn->cfg->s), s->conn->peer_ip, &retry)) {
-		log_security(POP3_LOG, "conn=%llu ip=%s login refused: address locked out for %llds",
-			     (unsigned long long)s->conn->id, s->conn->peer_ip,
-			     (long long)(retry / 1000));
+	if (auth_session_ip_locked(s->conn->cfg, POP3_LOG, s->conn->id, s->conn->peer_ip)) {
 		free(s->user);
 		s->user = NULL;
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins, try again later");

@@ -301,7 +301,7 @@ bool smtp_sender_owned(const struct directory *dir, const char *identity, const 
 
 struct conn;
 struct queue_writer;
-struct smtp_sasl;
+struct auth_session;
 struct event;
 struct smtp_rate;
 
@@ -365,7 +365,7 @@ struct smtp_session {
 
 	/* SASL (smtp_auth.c); NULL before the first AUTH and while a
 	 * worker job owns it */
-	struct smtp_sasl *sasl;
+	struct auth_session *sasl;
 	char *pending_reply;      /* a reply held back by a failure delay */
 
 	struct event *timer;      /* greeting delay, failure delays, closing */
@@ -407,7 +407,7 @@ void smtp_do_auth(struct smtp_session *s, const char *args, size_t len);
 void smtp_auth_response(struct smtp_session *s, const char *line, size_t len);
 /* The mechanisms to announce in EHLO ("" for none); caller frees. */
 char *smtp_auth_mechanisms(const struct smtp_session *s);
-void smtp_sasl_free(struct smtp_sasl **sasl);
+void smtp_sasl_free(struct auth_session **sasl);
 /* Sends a reply after delay_ms (0: now), then continues with input. */
 void smtp_reply_delayed(struct smtp_session *s, const char *line, int64_t delay_ms);
 /* Processes buffered input as far as the state allows. */

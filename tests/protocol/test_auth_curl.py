@@ -1,8 +1,10 @@
 """Authentication end to end with curl as the real client (issue 3): every
 SASL mechanism curl speaks -- PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5, NTLM and
-GSSAPI -- over SMTP submission, a wrong password for each (535, curl exit
-67, one security.log line naming the mechanism, never the password), and
-the brute-force lockout refusing even the right password.
+GSSAPI -- over SMTP submission, IMAP and POP3, a wrong password for each
+(535, curl exit 67, one security.log line naming the mechanism, never the
+password), the brute-force lockout refusing even the right password, and
+the per-domain Kerberos realm (petrelctl domain set --realm) deciding which
+domain a principal's user belongs to.
 
 GSSAPI runs against a real MIT KDC started here on loopback from
 tests/fixtures/krb5 (Debian's krb5-kdc, krb5-admin-server, krb5-user): the
@@ -72,8 +74,10 @@ class Realm:
     def create(self):
         self.run(_tool("kdb5_util"), "create", "-s", "-r", REALM, "-P", "master-pw-1")
         kadmin = _tool("kadmin.local")
+        # one ktadd for all: each ktadd gives its principals new keys
         for q in ("addprinc -pw %s john" % KRB_PW, "addprinc -randkey smtp/localhost",
-                  "ktadd -k %s smtp/localhost" % self.keytab):
+                  "addprinc -randkey imap/localhost", "addprinc -randkey pop/localhost",
+                  "ktadd -k %s smtp/localhost imap/localhost pop/localhost" % self.keytab):
             self.run(kadmin, "-r", REALM, "-q", q)
         os.chmod(self.keytab, 0o644)   # the engine may run as another user
         self.kdc = subprocess.Popen([_tool("krb5kdc"), "-n", "-r", REALM], env=self.env,
@@ -138,6 +142,29 @@ def curl_send(p, mech, user, password, host="127.0.0.1", env=None):
     return res.returncode, res.stderr.decode(errors="replace")
 
 
+def curl_fetch(p, proto, mech, user, password, host="127.0.0.1", env=None):
+    """Logs in over IMAP (lists INBOX) or POP3 (lists the maildrop) with
+    curl and mech; returns curl's exit code and stderr."""
+    url = {"imap": "imap://%s:%d/INBOX" % (host, p.port("imap")),
+           "pop3": "pop3://%s:%d/" % (host, p.port("pop3"))}[proto]
+    cmd = [CURL, "-sS", "--max-time", "30", url, "--login-options", "AUTH=" + mech,
+           "-u", "%s:%s" % (user, password)]
+    res = subprocess.run(cmd, capture_output=True, timeout=60,
+                         env=env if env is not None else dict(os.environ))
+    return res.returncode, res.stderr.decode(errors="replace")
+
+
+def krb_env(realm):
+    return dict(os.environ, KRB5_CONFIG=realm.env["KRB5_CONFIG"],
+                KRB5CCNAME=realm.env["KRB5CCNAME"])
+
+
+def need_kdc(realm):
+    if realm is None:
+        pytest.skip("no MIT KDC tools (%s): install krb5-kdc krb5-admin-server krb5-user"
+                    % ", ".join(t for t in KRB_TOOLS if _tool(t) is None))
+
+
 pytestmark = pytest.mark.skipif(CURL is None, reason="curl not installed")
 
 
@@ -164,6 +191,63 @@ def test_curl_wrong_password(srv, mech):
     assert "Not-" + JOHN_PW not in log and JOHN_PW not in log
 
 
+@pytest.mark.parametrize("proto", ["imap", "pop3"])
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "NTLM"])
+def test_curl_every_mechanism_imap_pop3(srv, proto, mech):
+    rc, err = curl_fetch(srv, proto, mech, JOHN, JOHN_PW)
+    assert rc == 0, "%s %s: curl exit %d: %s" % (proto, mech, rc, err)
+    # and the wrong password is refused (curl 67: login denied)
+    rc, err = curl_fetch(srv, proto, mech, JOHN, "Not-" + JOHN_PW)
+    assert rc == 67, "%s %s wrong password: curl exit %d: %s" % (proto, mech, rc, err)
+    assert JOHN_PW not in srv.read_log("security")
+
+
+@pytest.mark.parametrize("proto", ["imap", "pop3"])
+def test_curl_gssapi_imap_pop3(srv, realm, proto):
+    need_kdc(realm)
+    rc, err = curl_fetch(srv, proto, "GSSAPI", JOHN, "", host="localhost", env=krb_env(realm))
+    assert rc == 0, "%s: curl exit %d: %s\n%s%s" % (proto, rc, err, srv.read_log("warning")[-1500:],
+                                                     srv.read_log("security")[-1500:])
+
+
+def test_gssapi_realm_is_a_domain_setting(srv, realm):
+    """john@EXAMPLE.TEST is john of the domain whose realm is EXAMPLE.TEST:
+    by default example.test; after petrelctl moves the realm to another
+    domain, the same ticket logs in as that domain's john."""
+    need_kdc(realm)
+    env = krb_env(realm)
+    try:
+        srv.ctl("domain", "add", "krb.test", check=True)
+        srv.ctl("user", "add", "john@krb.test", "--password", "Krb-john-pw-1", check=True)
+        res = srv.ctl("domain", "show", "example.test", check=True)
+        assert "realm:         EXAMPLE.TEST (default)" in res.stdout
+        srv.ctl("domain", "set", "example.test", "--realm", "OLD.EXAMPLE.TEST", check=True)
+        srv.ctl("domain", "set", "krb.test", "--realm", REALM, check=True)
+        res = srv.ctl("domain", "show", "krb.test", check=True)
+        assert "realm:         %s\n" % REALM in res.stdout
+        users = open(os.path.join(srv.config_dir, "users.cfg")).read()
+        assert 'name="krb.test" primary="no" realm="EXAMPLE.TEST"' in users
+        rc, err = curl_fetch(srv, "imap", "GSSAPI", "john@krb.test", "", host="localhost",
+                             env=env)
+        assert rc == 0, "curl exit %d: %s\n%s" % (rc, err, srv.read_log("security")[-1500:])
+        deadline = time.time() + 5
+        while "login user=john@krb.test mechanism=GSSAPI" not in srv.read_log("debug"):
+            assert time.time() < deadline, srv.read_log("debug")[-2000:]
+            time.sleep(0.1)
+        # a realm no domain has: refused, said in security.log
+        srv.ctl("domain", "set", "krb.test", "--default-realm", check=True)
+        rc, _ = curl_fetch(srv, "imap", "GSSAPI", JOHN, "", host="localhost", env=env)
+        assert rc == 67
+        # a bad realm is refused by petrelctl and by users.cfg's parser
+        res = srv.ctl("domain", "set", "krb.test", "--realm", "BAD REALM@X")
+        assert res.returncode != 0 and "realm" in res.stderr
+    finally:
+        srv.ctl("domain", "set", "example.test", "--default-realm")
+        srv.ctl("domain", "remove", "krb.test", "--force")
+    rc, err = curl_fetch(srv, "imap", "GSSAPI", JOHN, "", host="localhost", env=env)
+    assert rc == 0, err
+
+
 def test_curl_unknown_user_same_reply(srv):
     rc, _ = curl_send(srv, "DIGEST-MD5", "nobody@example.test", JOHN_PW)
     assert rc == 67
@@ -171,11 +255,8 @@ def test_curl_unknown_user_same_reply(srv):
 
 
 def test_curl_gssapi_with_real_kdc(srv, realm):
-    if realm is None:
-        pytest.skip("no MIT KDC tools (%s): install krb5-kdc krb5-admin-server krb5-user"
-                    % ", ".join(t for t in KRB_TOOLS if _tool(t) is None))
-    env = dict(os.environ, KRB5_CONFIG=realm.env["KRB5_CONFIG"],
-               KRB5CCNAME=realm.env["KRB5CCNAME"])
+    need_kdc(realm)
+    env = krb_env(realm)
     # curl builds the service principal from the URL's host: smtp@localhost.
     rc, err = curl_send(srv, "GSSAPI", JOHN, "", host="localhost", env=env)
     assert rc == 0, "curl exit %d: %s\n%s%s" % (rc, err, srv.read_log("warning")[-1500:],

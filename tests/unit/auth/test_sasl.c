@@ -346,6 +346,29 @@ static void test_offered_list(void **state)
 	}
 }
 
+/* A typo in auth/mechanisms is a FILE:LINE error of mailserver.cfg once
+ * petreld and petrelctl register the check with the parser. */
+static void test_mechanisms_checked_at_load(void **state)
+{
+	const char *bad = "<?xml version=\"1.0\"?>\n<petrel>\n  <auth>\n"
+			  "    <mechanisms>PLAIN SCRAM-SHA256</mechanisms>\n  </auth>\n</petrel>\n";
+	const char *good = "<?xml version=\"1.0\"?>\n<petrel>\n  <auth>\n"
+			   "    <mechanisms>plain scram-sha-256 none</mechanisms>\n  </auth>\n</petrel>\n";
+	struct cfg *cfg = NULL;
+	char *error = NULL;
+
+	(void)state;
+	cfg_set_value_check(sasl_cfg_check);
+	assert_int_equal(cfg_parse("m.cfg", "/tmp", bad, strlen(bad), NULL, NULL, &cfg, &error), -1);
+	assert_non_null(error);
+	assert_non_null(strstr(error, "m.cfg:4: auth/mechanisms: unknown mechanism 'SCRAM-SHA256'"));
+	free(error);
+	error = NULL;
+	assert_int_equal(cfg_parse("m.cfg", "/tmp", good, strlen(good), NULL, NULL, &cfg, &error), 0);
+	cfg_unref(&cfg);
+	cfg_set_value_check(NULL);
+}
+
 /* ---- CRAM-MD5 ---- */
 
 static enum sasl_status cram_client(struct fixture *f, const char *user, const char *pass,
@@ -1430,6 +1453,7 @@ int main(void)
 		T(test_login),
 		T(test_plaintext_needs_tls),
 		T(test_offered_list),
+		cmocka_unit_test(test_mechanisms_checked_at_load),
 		T(test_cram_md5_rfc2195),
 		T(test_cram_md5),
 		T(test_digest_md5_rfc2831),
