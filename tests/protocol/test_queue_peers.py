@@ -300,6 +300,9 @@ def test_peers_postfix_tempfail_then_accept_partial_and_bounce(world):
     world.pfx.reload()
     world.me.ctl("queue", "run", qid, check=True)
     world.wait_empty()
+    # Our queue is empty once Postfix said 250; its own local delivery
+    # into the Maildir follows asynchronously.
+    world.wait(lambda: world.pfx.mailbox("carol@pfx.test"), "Postfix delivery to carol")
     assert [lf(data) in m for m in world.pfx.mailbox("carol@pfx.test")] == [True]
     assert len(world.pfx.mailbox("bob@pfx.test")) == 1      # not sent again
     assert "status=deferred" in world.log_lines(qid, "carol@pfx.test")[0]
@@ -435,8 +438,12 @@ def test_peers_list_delete_run_and_restart_with_full_spool(world):
     assert len(world.queue()) == 11
     world.me.ctl("queue", "run", check=True)
     world.wait_empty(timeout=60)
-    time.sleep(1)
     want = sorted(mid for qid, (dom, mid) in mids.items() if qid != gone)
+    # Postfix delivers into its Maildir after its 250: wait for all of
+    # them, then a moment more so that a duplicate would show.
+    world.wait(lambda: len(_mids(world.peer_mailbox()) + _mids(world.pfx.mailbox("bob@pfx.test")))
+               >= len(want), "every message in the receivers' mailboxes", timeout=60)
+    time.sleep(1)
     got = sorted(_mids(world.peer_mailbox()) + _mids(world.pfx.mailbox("bob@pfx.test")))
     assert got == want                                      # all, none twice, not the deleted
     for qid, (dom, mid) in mids.items():
