@@ -691,6 +691,9 @@ def main():
         print("# petrel filled in %.1fs" % (time.time() - t0), file=sys.stderr)
         results["petrel"] = run_all(p, args, "petrel")
         hashes = p.hashes()
+        # kept as soon as measured: the Dovecot half can take long
+        with open(os.path.join(args.dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
     finally:
         p.stop()
 
