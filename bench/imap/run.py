@@ -16,10 +16,17 @@ of /etc/dovecot is used), fills both with the same messages, and measures:
     FETCH envelope, FETCH body, STORE, SEARCH, APPEND, EXPUNGE, NOOP in
     IDLE-like polling, from several client processes; operations per second
     and latency percentiles;
+  - the same mix in short sessions (connect, LOGIN, SELECT, a few
+    operations, LOGOUT), as a client that polls does: operations per
+    second (the LOGIN, SELECT and LOGOUT count as operations) and sessions
+    per second;
   - login rate (connect, LOGIN, LOGOUT) and POP3 session rate (connect,
     USER, PASS, STAT, QUIT);
   - memory per idle IMAP connection (logged in, SELECTed, in IDLE): the
-    server's PSS before and after, over N connections.
+    server's PSS before and after, over N connections (5 000 by default).
+    These connections log in as a user with a SHA-512 crypt hash on both
+    servers, so that opening them does not take minutes of yescrypt; the
+    other logins use the same yescrypt hashes on both sides.
 
 The Dovecot side is skipped when /usr/sbin/dovecot or its imap/pop3
 binaries are missing (apt-get install dovecot-imapd dovecot-pop3d).  If a
@@ -33,6 +40,7 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -44,14 +52,25 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOMAIN = "example.test"
 PASSWORD = "Bench-pw-12345"
+# SHA-512 crypt of PASSWORD (openssl passwd -6): for the idle connections
+IDLE_HASH = ("$6$benchsalt$EQRkwzExT7tJsNRgYirdczBqaj5xRKfE8C5kzva/fzEEAWmCO7Zjrb58qA71r5bV"
+             "OuIAT.zy7hLV3.VqJql9Q1")
 
 
 # ---- a minimal client ----
 
 class Client:
+    """Reads with an offset into its buffer: slicing the rest of the
+    buffer off after each line costs O(buffer) a line, which made the
+    client, not the server, the bottleneck of a big FETCH (and more so the
+    bigger the server's writes)."""
+
+    LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
+
     def __init__(self, port, timeout=600):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
+        self.pos = 0
         self.n = 0
 
     def close(self):
@@ -62,16 +81,17 @@ class Client:
 
     def readline(self):
         while True:
-            i = self.buf.find(b"\r\n")
+            i = self.buf.find(b"\r\n", self.pos)
             if i >= 0:
-                line, self.buf = self.buf[:i + 2], self.buf[i + 2:]
-                m = re.search(rb"\{(\d+)\}\r\n$", line)
+                line = self.buf[self.pos:i + 2]
+                self.pos = i + 2
+                m = self.LITERAL.search(line) if line.endswith(b"}\r\n") else None
                 if m:
                     n = int(m.group(1))
-                    while len(self.buf) < n:
+                    while len(self.buf) - self.pos < n:
                         self.fill()
-                    line += self.buf[:n]
-                    self.buf = self.buf[n:]
+                    line += self.buf[self.pos:self.pos + n]
+                    self.pos += n
                     line += self.readline()
                 return line
             self.fill()
@@ -80,7 +100,8 @@ class Client:
         d = self.s.recv(1 << 20)
         if not d:
             raise EOFError
-        self.buf += d
+        self.buf = self.buf[self.pos:] + d
+        self.pos = 0
 
     def cmd(self, text, count=False):
         """Sends a command; returns (status line, number of untagged lines)."""
@@ -202,10 +223,13 @@ class Petrel:
     def user_inbox(self, user):
         return os.path.join(self.store, "mail", DOMAIN, user, "Inbox")
 
-    def fill(self, user, msgs):
+    def fill(self, user, msgs, password_hash=None):
         """Writes the messages as files and lets the next open index them
         (docs/store.md: files added by hand are adopted)."""
-        self.ctl("user", "add", "%s@%s" % (user, DOMAIN), "--password", PASSWORD)
+        if password_hash:
+            self.ctl("user", "add", "%s@%s" % (user, DOMAIN), "--password-hash", password_hash)
+        else:
+            self.ctl("user", "add", "%s@%s" % (user, DOMAIN), "--password", PASSWORD)
         c = imap_login(self.imap_port(), "%s@%s" % (user, DOMAIN))
         c.cmd("LOGOUT")
         c.close()
@@ -344,7 +368,7 @@ class Dovecot:
                 out.append(int(p))
         return out
 
-    def fill(self, user, msgs):
+    def fill(self, user, msgs, password_hash=None):
         base = os.path.join(self.work, "home", user, "Maildir")
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(base, sub), exist_ok=True)
@@ -395,7 +419,39 @@ def big_folder(server, user, n):
     return res
 
 
+MIX_OPS = ["fetch_flags", "fetch_envelope", "fetch_body", "store", "search", "append", "expunge",
+           "noop", "select"]
+
+
+def mix_op(c, op, rnd, top, n, msg):
+    if op == "fetch_flags":
+        c.cmd("FETCH %d:%d (FLAGS)" % (1, min(200, top)))
+    elif op == "fetch_envelope":
+        lo = rnd.randint(1, top - 50)
+        c.cmd("FETCH %d:%d (ENVELOPE)" % (lo, lo + 50))
+    elif op == "fetch_body":
+        c.cmd("FETCH %d BODY.PEEK[]" % rnd.randint(1, top))
+    elif op == "store":
+        c.cmd("STORE %d +FLAGS (\\Seen)" % rnd.randint(1, top))
+    elif op == "search":
+        c.cmd("SEARCH FROM sender%d" % rnd.randint(0, 96))
+    elif op == "append":
+        c.s.sendall(b"ap APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        while not c.readline().startswith(b"ap "):
+            pass
+    elif op == "expunge":
+        # only what the workers appended: "n:*" would reach the last
+        # original message when nothing was appended (RFC 9051 "*")
+        c.cmd("UID STORE %d:4294967295 +FLAGS.SILENT (\\Deleted)" % (n + 1))
+        c.cmd("UID EXPUNGE %d:4294967295" % (n + 1))
+    elif op == "noop":
+        c.cmd("NOOP")
+    else:
+        c.cmd("SELECT INBOX")
+
+
 def mix_worker(args):
+    """Long sessions: one login, then operations until the time is up."""
     port, user, seconds, seed, n = args
     rnd = random.Random(seed)
     top = max(60, n - 60)
@@ -403,55 +459,57 @@ def mix_worker(args):
     c = imap_login(port, "%s@%s" % (user, DOMAIN))
     c.cmd("SELECT INBOX")
     msg = make_message(seed, rnd)
-    ops = ["fetch_flags", "fetch_envelope", "fetch_body", "store", "search", "append", "expunge",
-           "noop", "select"]
     end = time.time() + seconds
     while time.time() < end:
-        op = rnd.choice(ops)
+        op = rnd.choice(MIX_OPS)
         t0 = time.perf_counter()
-        if op == "fetch_flags":
-            c.cmd("FETCH %d:%d (FLAGS)" % (1, min(200, top)))
-        elif op == "fetch_envelope":
-            lo = rnd.randint(1, top - 50)
-            c.cmd("FETCH %d:%d (ENVELOPE)" % (lo, lo + 50))
-        elif op == "fetch_body":
-            c.cmd("FETCH %d BODY.PEEK[]" % rnd.randint(1, top))
-        elif op == "store":
-            c.cmd("STORE %d +FLAGS (\\Seen)" % rnd.randint(1, top))
-        elif op == "search":
-            c.cmd("SEARCH FROM sender%d" % rnd.randint(0, 96))
-        elif op == "append":
-            c.s.sendall(b"ap APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
-            while not c.readline().startswith(b"ap "):
-                pass
-        elif op == "expunge":
-            # only what the workers appended: "n:*" would reach the last
-            # original message when nothing was appended (RFC 9051 "*")
-            c.cmd("UID STORE %d:4294967295 +FLAGS.SILENT (\\Deleted)" % (n + 1))
-            c.cmd("UID EXPUNGE %d:4294967295" % (n + 1))
-        elif op == "noop":
-            c.cmd("NOOP")
-        else:
-            c.cmd("SELECT INBOX")
+        mix_op(c, op, rnd, top, n, msg)
         lat.setdefault(op, []).append(time.perf_counter() - t0)
     c.cmd("LOGOUT")
     c.close()
     return lat
 
 
-def mixed(server, user, seconds, clients, n):
-    with multiprocessing.Pool(clients) as pool:
-        t0 = time.time()
-        results = pool.map(mix_worker, [(server.imap_port(), user, seconds, i, n)
-                                        for i in range(clients)])
-        elapsed = time.time() - t0
-    all_lat = [x for r in results for v in r.values() for x in v]
-    all_lat.sort()
+# operations per short session besides LOGIN, SELECT and LOGOUT
+SHORT_SESSION_OPS = 3
+
+
+def login_mix_worker(args):
+    """Short sessions: connect, LOGIN, SELECT, a few operations of the
+    mix, LOGOUT; each command is an operation with its latency."""
+    port, user, seconds, seed, n = args
+    rnd = random.Random(seed + 1000)
+    top = max(60, n - 60)
+    lat = {}
+    sessions = 0
+    msg = make_message(seed, rnd)
+    end = time.time() + seconds
+    while time.time() < end:
+        t0 = time.perf_counter()
+        c = imap_login(port, "%s@%s" % (user, DOMAIN))
+        lat.setdefault("login", []).append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        c.cmd("SELECT INBOX")
+        lat.setdefault("select", []).append(time.perf_counter() - t0)
+        for _ in range(SHORT_SESSION_OPS):
+            op = rnd.choice(MIX_OPS)
+            t0 = time.perf_counter()
+            mix_op(c, op, rnd, top, n, msg)
+            lat.setdefault(op, []).append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        c.cmd("LOGOUT")
+        c.close()
+        lat.setdefault("logout", []).append(time.perf_counter() - t0)
+        sessions += 1
+    return lat, sessions
+
+
+def summarize(prefix, results, seconds):
+    all_lat = sorted(x for r in results for v in r.values() for x in v)
     out = {
-        "mixed_ops_per_s": len(all_lat) / seconds,
-        "mixed_p50_ms": 1000 * all_lat[len(all_lat) // 2],
-        "mixed_p99_ms": 1000 * all_lat[min(len(all_lat) - 1, int(len(all_lat) * 0.99))],
-        "mixed_elapsed_s": elapsed,
+        "%s_ops_per_s" % prefix: len(all_lat) / seconds,
+        "%s_p50_ms" % prefix: 1000 * all_lat[len(all_lat) // 2],
+        "%s_p99_ms" % prefix: 1000 * all_lat[min(len(all_lat) - 1, int(len(all_lat) * 0.99))],
     }
     by_op = {}
     for r in results:
@@ -459,8 +517,24 @@ def mixed(server, user, seconds, clients, n):
             by_op.setdefault(op, []).extend(v)
     for op in sorted(by_op):
         v = sorted(by_op[op])
-        out["mix_%s_p50_ms" % op] = 1000 * v[len(v) // 2]
+        out["%s_%s_p50_ms" % (prefix, op)] = 1000 * v[len(v) // 2]
     return out
+
+
+def login_mixed(server, user, seconds, clients, n):
+    with multiprocessing.Pool(clients) as pool:
+        results = pool.map(login_mix_worker, [(server.imap_port(), user, seconds, i, n)
+                                              for i in range(clients)])
+    out = summarize("loginmix", [r for r, _ in results], seconds)
+    out["loginmix_sessions_per_s"] = sum(k for _, k in results) / seconds
+    return out
+
+
+def mixed(server, user, seconds, clients, n):
+    with multiprocessing.Pool(clients) as pool:
+        results = pool.map(mix_worker, [(server.imap_port(), user, seconds, i, n)
+                                        for i in range(clients)])
+    return summarize("mixed", results, seconds)
 
 
 def login_worker(args):
@@ -503,19 +577,46 @@ def rate(worker, server_port, user, seconds, clients):
 
 
 def idle_memory(server, user, n):
+    """n connections logged in, SELECTed and in IDLE.  Commands are
+    pipelined (LOGIN, SELECT, IDLE in one write) and the answers read after
+    every connection is open, so the figure does not take n round trips."""
     before = pss_kb(server.pids())
     conns = []
+    login = ('a LOGIN "%s@%s" "%s"\r\nb SELECT INBOX\r\ni IDLE\r\n'
+             % (user, DOMAIN, PASSWORD)).encode()
+    t0 = time.time()
     for i in range(n):
-        c = imap_login(server.imap_port(), "%s@%s" % (user, DOMAIN))
-        c.cmd("SELECT INBOX")
-        c.s.sendall(b"i IDLE\r\n")
-        c.readline()
+        c = Client(server.imap_port())
+        c.s.sendall(login)
         conns.append(c)
+        if len(conns) % 500 == 0:
+            # let the server catch up: a burst is not what we measure
+            for d in conns[-500:]:
+                wait_idle(d)
+    for c in conns:
+        wait_idle(c)
+    opened = time.time() - t0
     time.sleep(2)
     after = pss_kb(server.pids())
     for c in conns:
         c.close()
-    return {"idle_connections": n, "idle_kb_per_connection": (after - before) / n}
+    return {"idle_connections": n, "idle_kb_per_connection": (after - before) / n,
+            "idle_open_s": opened}
+
+
+def wait_idle(c):
+    if getattr(c, "idling", False):
+        return
+    for want in (b"a ", b"b "):
+        while True:
+            line = c.readline()
+            if line.startswith(want):
+                if not line.startswith(want + b"OK"):
+                    raise RuntimeError("idle connection: %r" % line)
+                break
+    while not c.readline().startswith(b"+"):
+        pass
+    c.idling = True
 
 
 def warm(server, user):
@@ -532,13 +633,15 @@ def run_all(server, args, name):
     warm(server, "mix")
     for i in range(args.clients):
         warm(server, "small%d" % i)
+    warm(server, "idle")
     res.update(big_folder(server, "big", args.messages))
     res.update(mixed(server, "mix", args.seconds, args.clients, args.mix_messages))
+    res.update(login_mixed(server, "mix", args.seconds, args.clients, args.mix_messages))
     res["logins_per_s"] = rate(login_worker, server.imap_port(), "small", args.seconds, args.clients)
     # one maildrop per POP3 client (RFC 1939: one session per maildrop)
     res["pop3_sessions_per_s"] = rate(pop3_worker, server.pop3_port(), "small", args.seconds,
                                       args.clients)
-    res.update(idle_memory(server, "small0", args.idle))
+    res.update(idle_memory(server, "idle", args.idle))
     return res
 
 
@@ -547,7 +650,7 @@ def main():
     ap.add_argument("--dir", default="/var/tmp/petrel-bench-imap")
     ap.add_argument("--messages", type=int, default=100000)
     ap.add_argument("--mix-messages", type=int, default=10000)
-    ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
@@ -555,6 +658,13 @@ def main():
     args = ap.parse_args()
     # the engine drops to its service user, which must reach its files
     os.umask(0o022)
+    # idle connections: one descriptor each here and in the server (which
+    # inherits the limit)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = args.idle * 2 + 1000
+    if hard != resource.RLIM_INFINITY and hard < want:
+        sys.exit("RLIMIT_NOFILE hard limit %d: --idle %d needs %d" % (hard, args.idle, want))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
 
     if not args.no_build:
         build_petrel(args.build)
@@ -577,20 +687,25 @@ def main():
         p.fill("mix", mix)
         for i in range(args.clients):
             p.fill("small%d" % i, small)
+        p.fill("idle", small, IDLE_HASH)
         print("# petrel filled in %.1fs" % (time.time() - t0), file=sys.stderr)
         results["petrel"] = run_all(p, args, "petrel")
         hashes = p.hashes()
+        # kept as soon as measured: the Dovecot half can take long
+        with open(os.path.join(args.dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
     finally:
         p.stop()
 
     if Dovecot.available():
         d = Dovecot(os.path.join(args.dir, "dovecot"), offset + 1143, offset + 1110)
         os.makedirs(d.work)
-        d.setup(["big", "mix"] + ["small%d" % i for i in range(args.clients)], hashes)
+        d.setup(["big", "mix", "idle"] + ["small%d" % i for i in range(args.clients)], hashes)
         d.fill("big", big)
         d.fill("mix", mix)
         for i in range(args.clients):
             d.fill("small%d" % i, small)
+        d.fill("idle", small)
         d.start()
         try:
             results["dovecot"] = run_all(d, args, "dovecot")

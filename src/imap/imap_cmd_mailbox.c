@@ -878,8 +878,7 @@ static void select_run(struct imap_job *job)
 	struct select_data *d = job->data;
 	struct store_folder *f;
 	const char *error;
-	size_t kwcount;
-	uint32_t after = 0;
+	size_t kwcount, count;
 	enum store_status st;
 
 	st = imap_acl_open(job->user, d->name, STORE_ACL_R, &f, &d->rights, &error);
@@ -912,23 +911,13 @@ static void select_run(struct imap_job *job)
 		d->recent_last = 0;
 	}
 	d->map = imap_seqmap_new();
-	for (;;) {
-		struct store_page *page;
-
-		st = store_fetch(f, NULL, 0, 0, after, IMAP_SELECT_PAGE, &page, &error);
-		if (st != STORE_OK) {
-			imap_job_fail(job, st, error);
-			return;
-		}
-		for (size_t i = 0; i < page->count; i++)
-			imap_seqmap_append(d->map, page->msgs[i].uid, page->msgs[i].modseq);
-		after = page->last_uid;
-		if (!page->more || page->count == 0) {
-			store_page_free(&page);
-			break;
-		}
-		store_page_free(&page);
+	/* UIDs and MODSEQs only: 12 bytes a message, not its row */
+	st = store_folder_uids(f, &d->map->uids, &d->map->modseqs, &count, &error);
+	if (st != STORE_OK) {
+		imap_job_fail(job, st, error);
+		return;
 	}
+	d->map->count = d->map->cap = (uint32_t)count;
 	if (d->qresync)
 		select_qresync(job, d);
 }

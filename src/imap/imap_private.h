@@ -47,8 +47,6 @@
  * job ends its page early (big bodies). */
 #define IMAP_FETCH_PAGE 500
 #define IMAP_FETCH_OUT_MAX (512 * 1024)
-/* Messages per store page when a folder is selected. */
-#define IMAP_SELECT_PAGE 2000
 /* Before login: longest command line.  AUTHENTICATE with SASL-IR may
  * carry a big GSSAPI ticket, so auth/max-response (in base64) fits. */
 #define IMAP_PREAUTH_MAX_LINE 8192

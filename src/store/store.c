@@ -1295,6 +1295,7 @@ enum store_status store_folder_open(struct store_user *u, const char *name,
 		f->dir = dir;
 		dir = NULL;
 		pthread_mutex_init(&f->lock, NULL);
+		pthread_mutex_init(&f->rlock, NULL);
 		pthread_mutex_init(&f->commit_lock, NULL);
 		pthread_cond_init(&f->commit_cond, NULL);
 		pthread_mutex_init(&f->ev_lock, NULL);
@@ -1353,6 +1354,7 @@ void store_folder_close(struct store_folder **folder)
 		free(n);
 	}
 	pthread_mutex_destroy(&f->lock);
+	pthread_mutex_destroy(&f->rlock);
 	pthread_mutex_destroy(&f->commit_lock);
 	pthread_cond_destroy(&f->commit_cond);
 	pthread_mutex_destroy(&f->ev_lock);

@@ -324,6 +324,13 @@ enum store_status store_fetch(struct store_folder *folder, const struct store_ui
 			      struct store_page **page_r, const char **error_r) PETREL_MUST_CHECK;
 void store_page_free(struct store_page **page);
 
+/* Every message's UID, ascending, with its MODSEQ: what SELECT needs for
+ * its sequence map, read from the modseq index without the message rows.
+ * Free both arrays. */
+enum store_status store_folder_uids(struct store_folder *folder, uint32_t **uids_r,
+				    uint64_t **modseqs_r, size_t *count_r,
+				    const char **error_r) PETREL_MUST_CHECK;
+
 /* The folder's keyword names by bit (names_r[i] NULL when unused);
  * *count_r is STORE_MAX_KEYWORDS.  Free with store_keywords_free. */
 enum store_status store_folder_keywords(struct store_folder *folder, char ***names_r,

@@ -244,21 +244,22 @@ int folder_collect_uids(struct store_folder *f, const struct store_uidset *set, 
 enum store_status store_folder_status(struct store_folder *f, struct store_folder_status *st,
 				      const char **error_r)
 {
-	enum store_status ret = folder_lock(f, error_r);
+	enum store_status ret = folder_rlock(f, error_r);
 	sqlite3_stmt *q;
+	int rc;
 
 	if (ret != STORE_OK)
 		return ret;
 	memset(st, 0, sizeof(*st));
-	q = db_prepare(f, "SELECT messages, unseen, deleted, uidvalidity, uidnext, highestmodseq, bytes"
-		       " FROM folder WHERE id = 1");
+	/* one read transaction: the counters and the first unseen agree */
+	if ((rc = db_exec(f->rdb, "BEGIN")) != SQLITE_OK)
+		return rdb_error(f, rc, "status", error_r);
+	q = rdb_prepare(f, "SELECT messages, unseen, deleted, uidvalidity, uidnext, highestmodseq, bytes"
+			" FROM folder WHERE id = 1");
 	if (q == NULL || sqlite3_step(q) != SQLITE_ROW) {
-		int rc = sqlite3_errcode(f->db);
-
+		rc = sqlite3_errcode(f->rdb);
 		sqlite3_finalize(q);
-		ret = folder_db_error(f, rc, "status", error_r);
-		folder_unlock(f);
-		return ret;
+		return rdb_error(f, rc, "status", error_r);
 	}
 	st->messages = (uint32_t)sqlite3_column_int64(q, 0);
 	st->unseen = (uint32_t)sqlite3_column_int64(q, 1);
@@ -269,12 +270,13 @@ enum store_status store_folder_status(struct store_folder *f, struct store_folde
 	st->size = (uint64_t)sqlite3_column_int64(q, 6);
 	sqlite3_finalize(q);
 	if (st->unseen > 0) {
-		q = db_prepare(f, "SELECT uid FROM msgs WHERE (flags & 1) = 0 ORDER BY uid LIMIT 1");
+		q = rdb_prepare(f, "SELECT uid FROM msgs WHERE (flags & 1) = 0 ORDER BY uid LIMIT 1");
 		if (q != NULL && sqlite3_step(q) == SQLITE_ROW)
 			st->first_unseen_uid = (uint32_t)sqlite3_column_int64(q, 0);
 		sqlite3_finalize(q);
 	}
-	folder_unlock(f);
+	(void)db_exec(f->rdb, "COMMIT");
+	folder_runlock(f);
 	pthread_mutex_lock(&f->user->lock);
 	st->role = user_role_of(f->user, f->name);
 	pthread_mutex_unlock(&f->user->lock);
@@ -327,20 +329,20 @@ enum store_status store_fetch(struct store_folder *f, const struct store_uidset 
 		 fields & STORE_FETCH_THREAD ? "in_reply_to" : "NULL",
 		 fields & STORE_FETCH_THREAD ? "refs" : "NULL",
 		 fields & STORE_FETCH_THREAD ? "subject" : "NULL");
-	ret = folder_lock(f, error_r);
+	ret = folder_rlock(f, error_r);
 	if (ret != STORE_OK)
 		return ret;
-	st = db_prepare(f, sql);
-	if (st == NULL) {
-		ret = folder_db_error(f, sqlite3_errcode(f->db), "fetch", error_r);
-		folder_unlock(f);
-		return ret;
-	}
+	/* one read transaction: highestmodseq is that of the rows read */
+	if ((rc = db_exec(f->rdb, "BEGIN")) != SQLITE_OK)
+		return rdb_error(f, rc, "fetch", error_r);
+	st = rdb_prepare(f, sql);
+	if (st == NULL)
+		return rdb_error(f, sqlite3_errcode(f->rdb), "fetch", error_r);
 	p = xcalloc(1, sizeof(*p));
 	buf_init(&p->strings, SIZE_MAX / 2);
 	p->msgs = xcalloc(max, sizeof(*p->msgs));
 	offs = xcalloc(max * PAGE_STRS, sizeof(*offs));
-	p->highestmodseq = (uint64_t)db_meta_int(f, "highestmodseq");
+	p->highestmodseq = (uint64_t)rdb_meta_int(f, "highestmodseq");
 	r = normalize(uids, &nr);
 	for (size_t i = 0; i < nr && p->count < max && rc == SQLITE_OK; i++) {
 		uint32_t lo = r[i].lo;
@@ -381,14 +383,14 @@ enum store_status store_fetch(struct store_folder *f, const struct store_uidset 
 	free(r);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_OK) {
-		ret = folder_db_error(f, rc, "fetch", error_r);
-		folder_unlock(f);
+		ret = rdb_error(f, rc, "fetch", error_r);
 		free(offs);
 		p->count = 0;
 		store_page_free(&p);
 		return ret;
 	}
-	folder_unlock(f);
+	(void)db_exec(f->rdb, "COMMIT");
+	folder_runlock(f);
 	/* Strings are pointers into one buffer, fixed once it stops growing. */
 	for (size_t i = 0; i < p->count; i++) {
 		const char **dst[PAGE_STRS] = {
@@ -409,6 +411,63 @@ enum store_status store_fetch(struct store_folder *f, const struct store_uidset 
 	return STORE_OK;
 }
 
+struct uid_modseq {
+	uint32_t uid;
+	uint64_t modseq;
+};
+
+static int cmp_uid_modseq(const void *a, const void *b)
+{
+	uint32_t x = ((const struct uid_modseq *)a)->uid, y = ((const struct uid_modseq *)b)->uid;
+
+	return x < y ? -1 : x > y;
+}
+
+enum store_status store_folder_uids(struct store_folder *f, uint32_t **uids_r,
+				    uint64_t **modseqs_r, size_t *count_r, const char **error_r)
+{
+	struct uid_modseq *v = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st;
+	enum store_status ret;
+	int rc;
+
+	ret = folder_rlock(f, error_r);
+	if (ret != STORE_OK)
+		return ret;
+	/* msgs_modseq holds (modseq, uid): a scan of it is a few hundred
+	 * pages for 100 000 messages, where the table is tens of thousands */
+	st = rdb_prepare(f, "SELECT uid, modseq FROM msgs INDEXED BY msgs_modseq");
+	if (st == NULL)
+		return rdb_error(f, sqlite3_errcode(f->rdb), "uids", error_r);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap == 0 ? 1024 : cap * 2;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		v[n].uid = (uint32_t)sqlite3_column_int64(st, 0);
+		v[n].modseq = (uint64_t)sqlite3_column_int64(st, 1);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return rdb_error(f, rc, "uids", error_r);
+	}
+	folder_runlock(f);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_uid_modseq);
+	*uids_r = xmallocarray(n + 1, sizeof(**uids_r));
+	*modseqs_r = xmallocarray(n + 1, sizeof(**modseqs_r));
+	for (size_t i = 0; i < n; i++) {
+		(*uids_r)[i] = v[i].uid;
+		(*modseqs_r)[i] = v[i].modseq;
+	}
+	free(v);
+	*count_r = n;
+	return STORE_OK;
+}
+
 void store_page_free(struct store_page **page)
 {
 	struct store_page *p = *page;
@@ -424,14 +483,14 @@ void store_page_free(struct store_page **page)
 enum store_status store_folder_keywords(struct store_folder *f, char ***names_r, size_t *count_r,
 					const char **error_r)
 {
-	enum store_status ret = folder_lock(f, error_r);
+	enum store_status ret = folder_rlock(f, error_r);
 	char **names;
 	sqlite3_stmt *st;
 
 	if (ret != STORE_OK)
 		return ret;
 	names = xcalloc(STORE_MAX_KEYWORDS, sizeof(*names));
-	st = db_prepare(f, "SELECT bit, name FROM keywords");
+	st = rdb_prepare(f, "SELECT bit, name FROM keywords");
 	while (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
 		int64_t b = sqlite3_column_int64(st, 0);
 
@@ -439,7 +498,7 @@ enum store_status store_folder_keywords(struct store_folder *f, char ***names_r,
 			names[b] = xstrdup((const char *)sqlite3_column_text(st, 1));
 	}
 	sqlite3_finalize(st);
-	folder_unlock(f);
+	folder_runlock(f);
 	*names_r = names;
 	*count_r = STORE_MAX_KEYWORDS;
 	return STORE_OK;

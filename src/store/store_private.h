@@ -11,6 +11,9 @@
  *  - user->lock: the folder tree (create, rename, delete), subscriptions,
  *    roles, the list of open folders and their reference counts.
  *  - folder->lock: the SQLite connection and everything in index.fld.
+ *  - folder->rlock: the read-only connection (store_read.c).  Taken after
+ *    folder->lock when both are held; a reader holding rlock never waits
+ *    for folder->lock, so reads do not queue behind a writer's fsync.
  */
 #ifndef PETREL_STORE_PRIVATE_H
 #define PETREL_STORE_PRIVATE_H
@@ -94,6 +97,11 @@ struct store_folder {
 	sqlite3_stmt *st_insert, *st_fts;  /* cached for delivery */
 	dev_t index_dev;
 	ino_t index_ino;
+	/* read connection (store_read.c), of the index file rdb_dev/rdb_ino */
+	pthread_mutex_t rlock;
+	sqlite3 *rdb;
+	dev_t rdb_dev;
+	ino_t rdb_ino;
 	bool deleted;
 	uint32_t uidvalidity;         /* of the open index */
 	int64_t keys_pruned;          /* last prune of old delivery keys (folder->lock) */
@@ -165,6 +173,20 @@ enum store_status folder_reindex(struct store_folder *f, bool rebuild,
 /* Reads a message file, normalises bare LF to CRLF (rewriting the file
  * when needed) and summarizes it. */
 int index_read_message(struct store_folder *f, const char *path, char **data_r, size_t *len_r);
+
+/* --- store_read.c --- */
+
+/* Takes the read connection, opening it (through folder_lock) when it is
+ * not open or the index file changed.  On failure nothing is held. */
+enum store_status folder_rlock(struct store_folder *f, const char **error_r) PETREL_MUST_CHECK;
+void folder_runlock(struct store_folder *f);
+/* Closes the read connection (folder->lock held, rlock not). */
+void folder_close_rdb(struct store_folder *f);
+sqlite3_stmt *rdb_prepare(struct store_folder *f, const char *sql);
+int64_t rdb_meta_int(struct store_folder *f, const char *column);
+/* Maps a failure on the read connection to a status; releases rlock (and
+ * moves a corrupt index aside through folder_db_error). */
+enum store_status rdb_error(struct store_folder *f, int rc, const char *what, const char **error_r);
 
 /* --- store_search.c --- */
 
