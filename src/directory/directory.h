@@ -292,6 +292,20 @@ typedef int directory_secrets_fn(const char *user, const char *domain, const cha
 				 struct dir_secret **secrets_r, size_t *n_r, char **error_r);
 void directory_set_secrets_hook(directory_secrets_fn *fn);
 
+/*
+ * Password-prepare hook (SASLprep; the auth module registers it beside the
+ * secrets hook).  directory_hash_password hashes what it returns for
+ * stored=true and fails with its *error_r; directory_verify_password checks
+ * what it returns for stored=false, and a password it refuses matches
+ * nothing (after the same yescrypt work).  Returns 0 with *prepared_r
+ * (malloc'ed; the directory wipes and frees it) or -1 with *error_r
+ * (caller frees; never contains the password).  Without a hook passwords
+ * are used as bytes.
+ */
+typedef int directory_prepare_fn(const char *password, bool stored, char **prepared_r,
+				 char **error_r);
+void directory_set_prepare_hook(directory_prepare_fn *fn);
+
 /* Frees an array of secrets (and their strings), wiping the values. */
 void directory_secrets_free(struct dir_secret *secrets, size_t n);
 
