@@ -267,12 +267,14 @@ const struct dir_secret *directory_user_secret(const struct dir_user *user, cons
 /* True when password matches the user's hash (constant-time comparison of
  * the crypt output).  False when the user has no password.  With user NULL
  * (unknown login) it does the same work and returns false, so that timing
- * does not tell which users exist.  Does not look at enabled. */
+ * does not tell which users exist.  Does not look at enabled.  The password
+ * is first prepared by the prepare hook (below), if one is registered. */
 bool directory_verify_password(const struct dir_user *user, const char *password);
 
-/* Hashes password with yescrypt and a fresh random salt.  Returns 0 and
- * *hash_r (caller frees), or -1 and *error_r (caller frees) for an empty or
- * too long password or a libcrypt failure. */
+/* Hashes password (as the prepare hook returns it, if one is registered)
+ * with yescrypt and a fresh random salt.  Returns 0 and *hash_r (caller
+ * frees), or -1 and *error_r (caller frees) for an empty or too long
+ * password, one the hook refuses, or a libcrypt failure. */
 int directory_hash_password(const char *password, char **hash_r, char **error_r)
 	PETREL_MUST_CHECK;
 
