@@ -8,7 +8,7 @@ PACKAGES="
 build-essential cmake pkg-config
 libevent-dev libssl-dev openssl libsqlite3-dev sqlite3 libxml2-dev libxml2-utils
 libc-ares-dev libgmime-3.0-dev libjansson-dev libhttp-parser-dev libcrypt-dev
-libkrb5-dev libldap-dev libcmocka-dev
+libkrb5-dev libldap-dev libcmocka-dev libidn-dev
 clang libclang-rt-14-dev
 python3 python3-pytest python3-pytest-xdist
 curl swaks fetchmail isync dnsmasq-base procps

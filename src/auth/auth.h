@@ -58,7 +58,8 @@ struct auth_secret {
 };
 
 /* Derives every secret for user name@domain with password (UTF-8, used
- * as bytes: no SASLprep, see docs/authentication.md).  The SCRAM salts are
+ * SASLprep'd for SCRAM, raw bytes for CRAM-MD5, DIGEST-MD5 and NTLM; see
+ * docs/authentication.md).  The SCRAM salts are
  * fresh random bytes.  Returns 0 with *secrets_r (an array of *n_r, free
  * with auth_secrets_free), or -1 with *error_r (caller frees) for an empty
  * or too long password (DIRECTORY_MAX_PASSWORD) or a crypto failure.
@@ -74,6 +75,20 @@ void auth_secrets_free(struct auth_secret **secrets, size_t n);
  * with malloc (the directory frees them). */
 int auth_derive_secrets(const char *user, const char *domain, const char *password,
 			struct dir_secret **secrets_r, size_t *n_r, char **error_r);
+
+/* SASLprep (RFC 4013, libidn's profile) of UTF-8 text.  stored: the
+ * stored-strings rule (unassigned code points refused), else the query
+ * rule.  Returns 0 with *out_r (malloc'ed, caller wipes and frees), or -1
+ * with *reason_r (static text that never contains the input) for invalid
+ * UTF-8, prohibited characters, a bidi error, or an empty result. */
+int auth_saslprep(const char *in, bool stored, char **out_r, const char **reason_r)
+	PETREL_MUST_CHECK;
+
+/* The directory's password-prepare hook (directory_prepare_fn), registered
+ * at startup by petreld and petrelctl beside auth_derive_secrets: the
+ * yescrypt hash is made from, and checked against, the SASLprep'd
+ * password. */
+int auth_prepare_password(const char *password, bool stored, char **prepared_r, char **error_r);
 
 /* Derivation pieces, exposed for the tests and for the RFC vectors.
  * auth_scram_secret formats a SCRAM value for a given salt and count;

@@ -336,7 +336,7 @@ int auth_derive(const char *user, const char *domain, const char *password,
 	struct auth_secret *list;
 	unsigned char salt[AUTH_SCRAM_SALT_LEN], nt[16];
 	size_t n = 0, len = strlen(password);
-	char hex[33];
+	char hex[33], *prepared;
 	static const struct {
 		const char *mech, *md;
 	} scram[] = { { AUTH_SECRET_SCRAM_SHA_1, "SHA1" }, { AUTH_SECRET_SCRAM_SHA_256, "SHA256" } };
@@ -355,19 +355,28 @@ int auth_derive(const char *user, const char *domain, const char *password,
 		*error_r = xstrdup("deriving secrets needs a user name and a domain");
 		return -1;
 	}
+	/* SaltedPassword := Hi(Normalize(password), ...): RFC 5802 2.2. */
+	if (auth_prepare_password(password, true, &prepared, error_r) < 0)
+		return -1;
 	list = xcalloc(5, sizeof(*list));
 	for (size_t i = 0; i < 2; i++) {
 		auth_random(salt, sizeof(salt));
 		list[n].mechanism = xstrdup(scram[i].mech);
-		list[n].value = auth_scram_secret(scram[i].md, password, salt, sizeof(salt),
+		list[n].value = auth_scram_secret(scram[i].md, prepared, salt, sizeof(salt),
 						  AUTH_SCRAM_ITERATIONS);
 		if (list[n++].value == NULL) {
+			explicit_bzero(prepared, strlen(prepared));
+			free(prepared);
 			auth_secrets_free(&list, n);
 			*error_r = xasprintf("cannot derive the %s secret: digest unavailable",
 					     scram[i].mech);
 			return -1;
 		}
 	}
+	explicit_bzero(prepared, strlen(prepared));
+	free(prepared);
+	/* CRAM-MD5, DIGEST-MD5 and NTLM clients send HMACs of the password as
+	 * typed (their RFCs have no SASLprep): raw bytes. */
 	list[n].mechanism = xstrdup(AUTH_SECRET_CRAM_MD5);
 	list[n++].value = auth_cram_md5_secret(password);
 	list[n].mechanism = xstrdup(AUTH_SECRET_DIGEST_MD5);

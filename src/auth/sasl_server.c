@@ -383,6 +383,8 @@ void sasl_set_login(struct sasl_server *s, const char *login, size_t len)
 int sasl_lookup(struct sasl_server *s, const char *login, struct sasl_user *user_r)
 {
 	size_t len = strlen(login);
+	const char *reason;
+	char *prepared;
 	int ret;
 
 	sasl_set_login(s, login, len);
@@ -390,7 +392,12 @@ int sasl_lookup(struct sasl_server *s, const char *login, struct sasl_user *user
 	 * characters, bad UTF-8, over-long. */
 	if (len == 0 || len > SASL_MAX_LOGIN || !auth_printable_name(login, len))
 		return 0;
-	ret = s->backend.lookup(s->backend.context, login, user_r);
+	/* The authcid is SASLprep'd (query rule) like the password; one it
+	 * refuses names nobody. */
+	if (auth_saslprep(login, false, &prepared, &reason) < 0)
+		return 0;
+	ret = s->backend.lookup(s->backend.context, prepared, user_r);
+	free(prepared);
 	if (ret < 0) {
 		sasl_fail(s, SASL_FAIL_TEMPORARY, "user lookup failed");
 		return -1;

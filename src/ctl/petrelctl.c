@@ -399,6 +399,7 @@ int main(int argc, char **argv)
 	int nargs = argc - 1;
 
 	directory_set_secrets_hook(auth_derive_secrets);
+	directory_set_prepare_hook(auth_prepare_password);
 	cfg_set_value_check(sasl_cfg_check);
 	if (extract_globals(&ctl, &nargs, args) < 0)
 		return ctl_usage("--config-dir needs a directory");

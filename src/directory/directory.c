@@ -315,23 +315,61 @@ static int check_password_text(const char *password, char **error_r)
 	return 0;
 }
 
-int directory_hash_password(const char *password, char **hash_r, char **error_r)
+static directory_prepare_fn *prepare_hook;
+
+void directory_set_prepare_hook(directory_prepare_fn *fn)
+{
+	__atomic_store_n(&prepare_hook, fn, __ATOMIC_RELEASE);
+}
+
+/* The hook's form of password (a copy without a hook), or NULL with
+ * *error_r. */
+static char *prepare_password(const char *password, bool stored, char **error_r)
+{
+	directory_prepare_fn *fn = __atomic_load_n(&prepare_hook, __ATOMIC_ACQUIRE);
+	char *prepared = NULL;
+
+	if (fn == NULL)
+		return xstrdup(password);
+	if (fn(password, stored, &prepared, error_r) < 0)
+		return NULL;
+	return prepared;
+}
+
+static void free_password(char *password)
+{
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+}
+
+int directory_hash_password(const char *raw, char **hash_r, char **error_r)
 {
 	struct crypt_data *data;
-	char *salt, *out;
+	char *salt, *out, *password;
 
-	if (check_password_text(password, error_r) < 0)
+	if (check_password_text(raw, error_r) < 0)
 		return -1;
+	password = prepare_password(raw, true, error_r);
+	if (password == NULL)
+		return -1;
+	if (check_password_text(password, error_r) < 0) {
+		free_password(password);
+		return -1;
+	}
 	/* count 0: libcrypt's default cost; NULL rbytes: the OS's random bytes. */
 	salt = crypt_gensalt_ra("$y$", 0, NULL, 0);
 	if (salt == NULL) {
 		*error_r = xasprintf("cannot make a yescrypt salt: %s", strerror(errno));
+		free_password(password);
 		return -1;
 	}
 	/* crypt_data is about 32 KB: keep it off the (event loop's) stack. */
 	data = xcalloc(1, sizeof(*data));
 	out = crypt_rn(password, salt, data, (int)sizeof(*data));
 	free(salt);
+	free_password(password);
 	if (out == NULL || out[0] == '*') {
 		*error_r = xasprintf("cannot hash the password: %s", strerror(errno));
 		explicit_bzero(data, sizeof(*data));
@@ -353,12 +391,24 @@ static void dummy_init(void)
 		dummy_setting[0] = '\0';
 }
 
-bool directory_verify_password(const struct dir_user *user, const char *password)
+bool directory_verify_password(const struct dir_user *user, const char *raw)
 {
 	struct crypt_data *data;
 	const char *setting, *out;
+	char *error = NULL, *password;
 	bool real = user != NULL && user->password_hash != NULL;
 	bool ok = false;
+
+	if (raw == NULL || strlen(raw) > DIRECTORY_MAX_PASSWORD)
+		return false;
+	password = prepare_password(raw, false, &error);
+	if (password == NULL) {
+		/* Refused by SASLprep: no stored password can match, but do
+		 * the same work as for a wrong one. */
+		free(error);
+		real = false;
+		password = xstrdup(raw);
+	}
 
 	if (real) {
 		setting = user->password_hash;
@@ -367,10 +417,13 @@ bool directory_verify_password(const struct dir_user *user, const char *password
 		pthread_once(&dummy_once, dummy_init);
 		setting = dummy_setting;
 	}
-	if (password == NULL || strlen(password) > DIRECTORY_MAX_PASSWORD || setting[0] == '\0')
+	if (strlen(password) > DIRECTORY_MAX_PASSWORD || setting[0] == '\0') {
+		free_password(password);
 		return false;
+	}
 	data = xcalloc(1, sizeof(*data));
 	out = crypt_rn(password, setting, data, (int)sizeof(*data));
+	free_password(password);
 	if (real && out != NULL && out[0] != '*') {
 		size_t la = strlen(out), lb = strlen(user->password_hash);
 

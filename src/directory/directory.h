@@ -267,12 +267,14 @@ const struct dir_secret *directory_user_secret(const struct dir_user *user, cons
 /* True when password matches the user's hash (constant-time comparison of
  * the crypt output).  False when the user has no password.  With user NULL
  * (unknown login) it does the same work and returns false, so that timing
- * does not tell which users exist.  Does not look at enabled. */
+ * does not tell which users exist.  Does not look at enabled.  The password
+ * is first prepared by the prepare hook (below), if one is registered. */
 bool directory_verify_password(const struct dir_user *user, const char *password);
 
-/* Hashes password with yescrypt and a fresh random salt.  Returns 0 and
- * *hash_r (caller frees), or -1 and *error_r (caller frees) for an empty or
- * too long password or a libcrypt failure. */
+/* Hashes password (as the prepare hook returns it, if one is registered)
+ * with yescrypt and a fresh random salt.  Returns 0 and *hash_r (caller
+ * frees), or -1 and *error_r (caller frees) for an empty or too long
+ * password, one the hook refuses, or a libcrypt failure. */
 int directory_hash_password(const char *password, char **hash_r, char **error_r)
 	PETREL_MUST_CHECK;
 
@@ -291,6 +293,20 @@ int directory_hash_password(const char *password, char **hash_r, char **error_r)
 typedef int directory_secrets_fn(const char *user, const char *domain, const char *password,
 				 struct dir_secret **secrets_r, size_t *n_r, char **error_r);
 void directory_set_secrets_hook(directory_secrets_fn *fn);
+
+/*
+ * Password-prepare hook (SASLprep; the auth module registers it beside the
+ * secrets hook).  directory_hash_password hashes what it returns for
+ * stored=true and fails with its *error_r; directory_verify_password checks
+ * what it returns for stored=false, and a password it refuses matches
+ * nothing (after the same yescrypt work).  Returns 0 with *prepared_r
+ * (malloc'ed; the directory wipes and frees it) or -1 with *error_r
+ * (caller frees; never contains the password).  Without a hook passwords
+ * are used as bytes.
+ */
+typedef int directory_prepare_fn(const char *password, bool stored, char **prepared_r,
+				 char **error_r);
+void directory_set_prepare_hook(directory_prepare_fn *fn);
 
 /* Frees an array of secrets (and their strings), wiping the values. */
 void directory_secrets_free(struct dir_secret *secrets, size_t n);

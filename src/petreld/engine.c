@@ -690,6 +690,7 @@ int engine_run(const struct engine_options *options)
 	e.options = options;
 	signal(SIGPIPE, SIG_IGN);
 	directory_set_secrets_hook(auth_derive_secrets);
+	directory_set_prepare_hook(auth_prepare_password);
 	cfg_set_value_check(sasl_cfg_check);
 	if (engine_start(&e, &error) < 0) {
 		log_error("engine", "cannot start: %s", error);

@@ -872,6 +872,25 @@ static void test_scram(void **state)
 	}
 }
 
+/* The stored keys come from the SASLprep'd password (RFC 5802 2.2): a
+ * password set with U+00A0 works for a client that normalizes it to a
+ * space; the unnormalized bytes do not. */
+static void test_scram_saslprep(void **state)
+{
+	struct fixture *f = *state;
+	struct sasl_reply r;
+
+	tb_add(&f->tb, "nina", "example.com", "open\xc2\xa0sesame");
+	assert_int_equal(scram_client(f, "SCRAM-SHA-256", "n,,", "nina", "open sesame", &r),
+			 SASL_SUCCESS);
+	assert_string_equal(r.identity, "nina@example.com");
+	assert_int_equal(scram_client(f, "SCRAM-SHA-1", "n,,", "nina", "open sesame", &r),
+			 SASL_SUCCESS);
+	assert_int_equal(scram_client(f, "SCRAM-SHA-256", "n,,", "nina", "open\xc2\xa0sesame",
+				      &r), SASL_FAILURE);
+	assert_string_equal(r.reason, "wrong password");
+}
+
 /* An unknown user gets a salt that looks real and is the same each time;
  * a known user's salt is its own. */
 static void test_scram_unknown_user_salt(void **state)
@@ -1461,6 +1480,7 @@ int main(void)
 		T(test_digest_md5_hostile),
 		T(test_scram_rfc_examples),
 		T(test_scram),
+		T(test_scram_saslprep),
 		T(test_scram_unknown_user_salt),
 		T(test_scram_hostile),
 		T(test_ntlm),
