@@ -74,7 +74,10 @@ class RawSMTP:
         return self.reply()[0]
 
     def closed(self, timeout=5.0):
-        """True when the server closes within timeout (after any replies)."""
+        """True when the server closes within timeout (after any replies).
+        The socket's own timeout is restored afterwards: a short probe must
+        not leave later reads with a deadline too short for a loaded machine."""
+        saved = self.sock.gettimeout()
         self.sock.settimeout(timeout)
         try:
             while True:
@@ -86,6 +89,11 @@ class RawSMTP:
             return True
         except socket.timeout:
             return False
+        finally:
+            try:
+                self.sock.settimeout(saved)
+            except OSError:
+                pass
 
     def starttls(self):
         self.sock = client_context().wrap_socket(self.sock, server_hostname="localhost")
