@@ -11,6 +11,7 @@
  * a new header field in the report.
  */
 #include "queue/queue_private.h"
+#include "queue/queue_list.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,20 +24,6 @@
 /* Largest notice we build (the original message is cut to headers above
  * max_full anyway). */
 #define DSN_MAX (256u * 1024 * 1024)
-
-static void rfc5322_date(int64_t t, char *out, size_t size)
-{
-	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7],
-		 tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec);
-}
 
 /* Printable ASCII only (a remote reply's text, our own messages). */
 static int put_safe(struct buf *b, const char *s)
@@ -119,11 +106,11 @@ static int put_rcpt_fields(struct buf *b, const struct queue_env *env, const str
 		ret |= buf_append_str(b, "\r\n");
 	}
 	if (r->last_attempt > 0) {
-		rfc5322_date(r->last_attempt, date, sizeof(date));
+		queue_msg_date(r->last_attempt, date, sizeof(date));
 		ret |= buf_printf(b, "Last-Attempt-Date: %s\r\n", date);
 	}
 	if (kind == QUEUE_DSN_DELAY) {
-		rfc5322_date(max_until > 0 ? max_until : now, date, sizeof(date));
+		queue_msg_date(max_until > 0 ? max_until : now, date, sizeof(date));
 		ret |= buf_printf(b, "Will-Retry-Until: %s\r\n", date);
 	}
 	(void)env;
@@ -147,8 +134,8 @@ char *queue_dsn_build(const struct queue_env *env, enum queue_dsn_kind kind, con
 	else
 		snprintf(boundary, sizeof(boundary), "%s.%" PRId64 "/%s", env->id, p->now,
 			 p->reporting_mta);
-	rfc5322_date(p->now, date, sizeof(date));
-	rfc5322_date(env->arrival, arrival, sizeof(arrival));
+	queue_msg_date(p->now, date, sizeof(date));
+	queue_msg_date(env->arrival, arrival, sizeof(arrival));
 	switch (kind) {
 	case QUEUE_DSN_FAILURE:
 		subject = "Undelivered Mail Returned to Sender";

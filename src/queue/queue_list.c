@@ -113,20 +113,6 @@ int queue_send_notice(struct queue *q, const char *about_id, const char *to, con
 
 /* ---- small helpers ---- */
 
-static void set_res(struct queue_local_result *res, int code, const char *status,
-		    const char *fmt, ...) PETREL_PRINTF(4, 5);
-static void set_res(struct queue_local_result *res, int code, const char *status,
-		    const char *fmt, ...)
-{
-	va_list ap;
-
-	res->code = code;
-	snprintf(res->status, sizeof(res->status), "%s", status);
-	va_start(ap, fmt);
-	vsnprintf(res->text, sizeof(res->text), fmt, ap);
-	va_end(ap);
-}
-
 /* Everything one list delivery needs. */
 struct lctx {
 	struct queue *q;
@@ -412,19 +398,19 @@ static int distribute(const struct lctx *c, const char *msg, size_t len, const c
 		spec.recipient_count++;
 	}
 	if (spec.recipient_count == 0) {
-		set_res(res, 250, "2.0.0", "250 2.0.0 list %s has no members: nothing to send",
+		queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 list %s has no members: nothing to send",
 			l->address);
 		goto out;
 	}
 	text = queue_list_message(msg, len, &h, &text_len);
 	if (queue_submit_text(c->q, &spec, text, text_len, false, &qid, &error) < 0) {
-		set_res(res, 451, "4.3.0", "451 4.3.0 cannot queue the list message: %s", error);
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 cannot queue the list message: %s", error);
 		log_error("queue", "%s: list=<%s> cannot queue the distribution: %s", c->env->id,
 			  c->esc_list, error);
 		free(error);
 		ret = -1;
 	} else {
-		set_res(res, 250, "2.0.0", "250 2.0.0 distributed to %zu members of %s as %s",
+		queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 distributed to %zu members of %s as %s",
 			spec.recipient_count, l->address, qid);
 		log_mail("queue", "%s: list=<%s> from=<%s> distributed to %zu members as %s",
 			 c->env->id, c->esc_list, c->esc_sender, spec.recipient_count, qid);
@@ -479,7 +465,7 @@ static void post(const struct lctx *c, struct queue_local_result *res)
 	if (is_loop(c)) {
 		log_mail("queue", "%s: list=<%s> from=<%s> loop: the message already went through "
 			 "this list", c->env->id, c->esc_list, c->esc_sender);
-		set_res(res, 554, "5.4.6", "554 5.4.6 mail loop: the message already went through "
+		queue_local_set_result(res, 554, "5.4.6", "554 5.4.6 mail loop: the message already went through "
 			"list %s", c->list->address);
 		return;
 	}
@@ -488,7 +474,7 @@ static void post(const struct lctx *c, struct queue_local_result *res)
 		if (!poster_is_member(c)) {
 			log_mail("queue", "%s: list=<%s> from=<%s> refused: not a member", c->env->id,
 				 c->esc_list, c->esc_sender);
-			set_res(res, 550, "5.7.1", "550 5.7.1 only members may post to the list %s; "
+			queue_local_set_result(res, 550, "5.7.1", "550 5.7.1 only members may post to the list %s; "
 				"the sender is not a member", c->list->address);
 			return;
 		}
@@ -529,7 +515,7 @@ static void hold(const struct lctx *c, struct queue_local_result *res)
 	int64_t days = (c->cfg->s.queue_list_moderation_time + 86399) / 86400;
 
 	if (ensure_dir(c, "held") < 0) {
-		set_res(res, 451, "4.3.0", "451 4.3.0 cannot hold the post for moderation");
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 cannot hold the post for moderation");
 		return;
 	}
 	queue_token_new(token);
@@ -540,7 +526,7 @@ static void hold(const struct lctx *c, struct queue_local_result *res)
 	if (fileio_write_atomic(eml, c->msg, c->msg_len, 0600, &error) < 0 ||
 	    fileio_write_atomic(info, rec, strlen(rec), 0600, &error) < 0) {
 		(void)fileio_unlink(eml);
-		set_res(res, 451, "4.3.0", "451 4.3.0 cannot hold the post for moderation: %s", error);
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 cannot hold the post for moderation: %s", error);
 		goto out;
 	}
 	approve = xasprintf("%s-moderate+approve-%s@%s", c->local, token, c->domain);
@@ -559,7 +545,7 @@ static void hold(const struct lctx *c, struct queue_local_result *res)
 		answer(c, c->list->moderators.items[i], NULL, subject, text);
 	log_mail("queue", "%s: list=<%s> from=<%s> held for moderation: token=%s", c->env->id,
 		 c->esc_list, c->esc_sender, token);
-	set_res(res, 250, "2.0.0", "250 2.0.0 held for the moderators of %s", c->list->address);
+	queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 held for the moderators of %s", c->list->address);
 	free(text);
 	free(subject);
 	free(from_h);
@@ -580,7 +566,7 @@ static void moderate(const struct lctx *c, const char *detail, struct queue_loca
 	size_t len;
 
 	memset(&p, 0, sizeof(p));
-	set_res(res, 250, "2.0.0", "250 2.0.0 moderation answer handled");
+	queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 moderation answer handled");
 	if (queue_moderate_parse(detail, &approve, token) < 0) {
 		log_mail("queue", "%s: list=<%s> from=<%s> moderation: no valid token", c->env->id,
 			 c->esc_list, c->esc_sender);
@@ -614,7 +600,7 @@ static void moderate(const struct lctx *c, const char *detail, struct queue_loca
 		free(text);
 		free(s);
 		free(subj);
-		set_res(res, 250, "2.0.0", "250 2.0.0 post rejected");
+		queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 post rejected");
 	}
 	/* the record first: without it the post is never distributed again */
 	(void)fileio_unlink(info);
@@ -793,12 +779,12 @@ static void command(const struct lctx *c, enum dir_list_command cmd, const char 
 {
 	const char *why;
 
-	set_res(res, 250, "2.0.0", "250 2.0.0 list command handled");
+	queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 list command handled");
 	switch (cmd) {
 	case DIR_LIST_BOUNCES:
 		log_mail("queue", "%s: list=<%s> bounce from <%s> about list mail: dropped",
 			 c->env->id, c->esc_list, c->esc_sender);
-		set_res(res, 250, "2.0.0", "250 2.0.0 list bounce noted");
+		queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 list bounce noted");
 		return;
 	case DIR_LIST_MODERATE:
 		moderate(c, detail, res);
@@ -828,7 +814,7 @@ void queue_list_deliver(struct queue *q, struct cfg *cfg, const struct queue_env
 	struct dir_resolution rs;
 	const char *at;
 
-	set_res(res, 451, "4.3.0", "451 4.3.0 directory not loaded");
+	queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 directory not loaded");
 	c.dir = directory_current();
 	if (c.dir == NULL)
 		return;
@@ -836,7 +822,7 @@ void queue_list_deliver(struct queue *q, struct cfg *cfg, const struct queue_env
 	if ((rs.kind != DIR_RESOLVE_LIST && rs.kind != DIR_RESOLVE_LIST_COMMAND) ||
 	    rs.list == NULL) {
 		/* users.cfg changed in between: resolve again next time */
-		set_res(res, 451, "4.3.0", "451 4.3.0 the list changed meanwhile");
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 the list changed meanwhile");
 		goto out;
 	}
 	c.list = rs.list;

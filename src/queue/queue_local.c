@@ -26,10 +26,8 @@
 #include "directory/directory.h"
 #include "store/store.h"
 
-static void set_result(struct queue_local_result *res, int code, const char *status,
-		       const char *fmt, ...) PETREL_PRINTF(4, 5);
-static void set_result(struct queue_local_result *res, int code, const char *status,
-		       const char *fmt, ...)
+void queue_local_set_result(struct queue_local_result *res, int code, const char *status,
+			    const char *fmt, ...)
 {
 	va_list ap;
 
@@ -76,16 +74,16 @@ static int map_store_status(enum store_status st, struct queue_local_result *res
 	case STORE_OK:
 		return 0;
 	case STORE_E_OVERQUOTA:
-		set_result(res, 452, "4.2.2", "452 4.2.2 mailbox full: %s", error);
+		queue_local_set_result(res, 452, "4.2.2", "452 4.2.2 mailbox full: %s", error);
 		return -1;
 	case STORE_E_TOOBIG:
-		set_result(res, 552, "5.3.4", "552 5.3.4 message too big for the mailbox: %s", error);
+		queue_local_set_result(res, 552, "5.3.4", "552 5.3.4 message too big for the mailbox: %s", error);
 		return -1;
 	case STORE_E_NOSPACE:
-		set_result(res, 452, "4.3.1", "452 4.3.1 insufficient system storage: %s", error);
+		queue_local_set_result(res, 452, "4.3.1", "452 4.3.1 insufficient system storage: %s", error);
 		return -1;
 	default:
-		set_result(res, 451, "4.3.0", "451 4.3.0 mailbox unavailable: %s", error);
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 mailbox unavailable: %s", error);
 		return -1;
 	}
 }
@@ -111,7 +109,7 @@ static void deliver_to_user(struct store *store, const struct dir_user *user, co
 
 		store_deliver_many(&m, &r, 1);
 		if (map_store_status(r.status, res, r.error) == 0) {
-			set_result(res, 250, "2.0.0", "250 2.0.0 %s mailbox of %s",
+			queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 %s mailbox of %s",
 				   r.duplicate ? "already delivered to" : "delivered to", user->address);
 			if (!r.duplicate)
 				queue_quota_check(folder, user, &r.quota, msg_len);
@@ -149,7 +147,7 @@ void queue_local_deliver(struct store *store, const char *queue_id, const char *
 
 	memset(res, 0, sizeof(*res));
 	if (dir == NULL) {
-		set_result(res, 451, "4.3.0", "451 4.3.0 directory not loaded");
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 directory not loaded");
 		free(key);
 		return;
 	}
@@ -157,9 +155,9 @@ void queue_local_deliver(struct store *store, const char *queue_id, const char *
 		const struct dir_user *u = directory_find_user(dir, address);
 
 		if (u == NULL)
-			set_result(res, 550, "5.1.1", "550 5.1.1 no such user here: %s", address);
+			queue_local_set_result(res, 550, "5.1.1", "550 5.1.1 no such user here: %s", address);
 		else if (store == NULL)
-			set_result(res, 451, "4.3.0", "451 4.3.0 message store not available");
+			queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 message store not available");
 		else
 			deliver_with_path(store, u, key, sender, msg, msg_len, res);
 		directory_unref(&dir);
@@ -169,33 +167,33 @@ void queue_local_deliver(struct store *store, const char *queue_id, const char *
 	directory_resolve(dir, address, DIRECTORY_DEFAULT_SEPARATOR, &rs);
 	switch (rs.kind) {
 	case DIR_RESOLVE_INVALID:
-		set_result(res, 553, "5.1.3", "553 5.1.3 invalid address: %s",
+		queue_local_set_result(res, 553, "5.1.3", "553 5.1.3 invalid address: %s",
 			   rs.error != NULL ? rs.error : address);
 		goto out;
 	case DIR_RESOLVE_NOT_LOCAL:
 		/* The domain went away from users.cfg meanwhile: not ours to
 		 * decide; the caller sends it out as a remote recipient. */
-		set_result(res, 0, "", "not local");
+		queue_local_set_result(res, 0, "", "not local");
 		goto out;
 	case DIR_RESOLVE_UNKNOWN:
-		set_result(res, 550, "5.1.1", "550 5.1.1 no such user here: %s", address);
+		queue_local_set_result(res, 550, "5.1.1", "550 5.1.1 no such user here: %s", address);
 		goto out;
 	case DIR_RESOLVE_LOOP:
-		set_result(res, 554, "5.4.6", "554 5.4.6 forwarding loop: %s",
+		queue_local_set_result(res, 554, "5.4.6", "554 5.4.6 forwarding loop: %s",
 			   rs.error != NULL ? rs.error : address);
 		goto out;
 	case DIR_RESOLVE_LIST:
 	case DIR_RESOLVE_LIST_COMMAND:
 		/* The posting policy needs the envelope and the queue: the
 		 * caller hands it to queue_list_deliver (queue_list.c). */
-		set_result(res, 451, "4.3.0", "451 4.3.0 mailing list");
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 mailing list");
 		res->list = true;
 		goto out;
 	case DIR_RESOLVE_RECIPIENTS:
 		break;
 	}
 	if (store == NULL) {
-		set_result(res, 451, "4.3.0", "451 4.3.0 message store not available");
+		queue_local_set_result(res, 451, "4.3.0", "451 4.3.0 message store not available");
 		goto out;
 	}
 	/* Exactly the mailbox of the user the address names: deliver.
@@ -214,7 +212,7 @@ void queue_local_deliver(struct store *store, const char *queue_id, const char *
 		goto out;
 	}
 	if (rs.rcpt_count == 0) {
-		set_result(res, 550, "5.1.1", "550 5.1.1 address has no valid targets: %s", address);
+		queue_local_set_result(res, 550, "5.1.1", "550 5.1.1 address has no valid targets: %s", address);
 		goto out;
 	}
 	res->expanded = xcalloc(rs.rcpt_count, sizeof(char *));
@@ -228,7 +226,7 @@ void queue_local_deliver(struct store *store, const char *queue_id, const char *
 		}
 		res->expanded[res->expanded_count++] = xstrdup(rs.rcpts[i].address);
 	}
-	set_result(res, 250, "2.0.0", "250 2.0.0 expanded to %s recipients",
+	queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 expanded to %s recipients",
 		   rs.rcpt_count == 1 ? "1" : "several");
 out:
 	directory_resolution_free(&rs);

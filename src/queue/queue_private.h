@@ -196,6 +196,9 @@ bool queue_local_is_local(const char *address);
 /* Resolves address through the directory and delivers msg into the
  * mailbox(es) it names; see queue_local.c.  queue_id and address make the
  * delivery key: delivering the same pair again stores nothing twice. */
+/* Fills a local-delivery result: SMTP code, enhanced status, reply text. */
+void queue_local_set_result(struct queue_local_result *res, int code, const char *status,
+			    const char *fmt, ...) PETREL_PRINTF(4, 5);
 void queue_local_deliver(struct store *store, const char *queue_id, const char *address, bool direct,
 			 const char *sender, const char *msg, size_t msg_len,
 			 struct queue_local_result *res);
