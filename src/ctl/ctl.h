@@ -46,6 +46,11 @@ int ctl_public_main(struct ctl *ctl, int argc, char **argv);
  * when the engine could not be reached. */
 int ctl_request(struct ctl *ctl, json_t *request, json_t **response_r, const char **error_r);
 
+/* ctl_request() for commands whose reply must say "ok": sends req
+ * (consumed) and returns the reply, or NULL with *status_r after printing
+ * why (engine unreachable, or the engine's "error"). */
+json_t *ctl_request_ok(struct ctl *ctl, json_t *req, int *status_r);
+
 /* Asks a running engine to reload; prints nothing when none is running.
  * Returns CTL_OK, or CTL_FAILED after printing the engine's reason. */
 int ctl_reload_if_running(struct ctl *ctl);

@@ -11,30 +11,6 @@
 
 #include "ctl/ctl.h"
 
-/* Sends req (consumed); returns the reply when "ok", or NULL with
- * *status_r after printing the engine's reason. */
-static json_t *request(struct ctl *ctl, json_t *req, int *status_r)
-{
-	json_t *reply = NULL;
-	const char *error;
-
-	if (ctl_request(ctl, req, &reply, &error) < 0) {
-		json_decref(req);
-		*status_r = ctl_fail("%s", error);
-		return NULL;
-	}
-	json_decref(req);
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		const char *e = json_string_value(json_object_get(reply, "error"));
-
-		*status_r = ctl_fail("%s", e != NULL ? e : "request failed");
-		json_decref(reply);
-		return NULL;
-	}
-	*status_r = CTL_OK;
-	return reply;
-}
-
 static void print_json(json_t *reply)
 {
 	json_object_del(reply, "ok");
@@ -68,7 +44,7 @@ static int mailbox_stats(struct ctl *ctl, int argc, char **argv)
 
 	if (argc != 2)
 		return ctl_usage("mailbox stats ADDRESS [--json]");
-	reply = request(ctl, json_pack("{s:s,s:s}", "command", "mailbox-stats", "address", argv[1]),
+	reply = ctl_request_ok(ctl, json_pack("{s:s,s:s}", "command", "mailbox-stats", "address", argv[1]),
 			&st);
 	if (reply == NULL)
 		return st;
@@ -129,7 +105,7 @@ static int mailbox_reindex(struct ctl *ctl, int argc, char **argv)
 			"rebuild", rebuild);
 	if (folder != NULL)
 		json_object_set_new(req, "folder", json_string(folder));
-	reply = request(ctl, req, &st);
+	reply = ctl_request_ok(ctl, req, &st);
 	if (reply == NULL)
 		return st;
 	if (ctl->json) {

@@ -11,28 +11,6 @@
 
 #include "ctl/ctl.h"
 
-static json_t *send_request(struct ctl *ctl, json_t *req, int *status_r)
-{
-	json_t *reply = NULL;
-	const char *error;
-
-	if (ctl_request(ctl, req, &reply, &error) < 0) {
-		json_decref(req);
-		*status_r = ctl_fail("%s", error);
-		return NULL;
-	}
-	json_decref(req);
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		const char *e = json_string_value(json_object_get(reply, "error"));
-
-		*status_r = ctl_fail("%s", e != NULL ? e : "request failed");
-		json_decref(reply);
-		return NULL;
-	}
-	*status_r = CTL_OK;
-	return reply;
-}
-
 static int public_list(struct ctl *ctl, json_t *reply)
 {
 	json_t *f, *e;
@@ -73,7 +51,7 @@ int ctl_public_main(struct ctl *ctl, int argc, char **argv)
 				 "public setacl DOMAIN FOLDER IDENTIFIER RIGHTS");
 	if (req == NULL)
 		return ctl_usage("arguments must be UTF-8");
-	reply = send_request(ctl, req, &st);
+	reply = ctl_request_ok(ctl, req, &st);
 	if (reply == NULL)
 		return st;
 	if (strcmp(argv[0], "list") == 0)

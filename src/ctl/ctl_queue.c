@@ -22,28 +22,6 @@
 /* Largest message file inject reads (the control request limit applies too). */
 #define CTL_INJECT_MAX (64u * 1024 * 1024)
 
-static json_t *request(struct ctl *ctl, json_t *req, int *status_r)
-{
-	json_t *reply = NULL;
-	const char *error;
-
-	if (ctl_request(ctl, req, &reply, &error) < 0) {
-		json_decref(req);
-		*status_r = ctl_fail("%s", error);
-		return NULL;
-	}
-	json_decref(req);
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		const char *e = json_string_value(json_object_get(reply, "error"));
-
-		*status_r = ctl_fail("%s", e != NULL ? e : "request failed");
-		json_decref(reply);
-		return NULL;
-	}
-	*status_r = CTL_OK;
-	return reply;
-}
-
 static void print_time(json_t *v)
 {
 	char out[32];
@@ -68,7 +46,7 @@ static int queue_list(struct ctl *ctl, int argc, char **argv)
 
 	if (argc > 1)
 		return ctl_usage("queue list takes no arguments besides --json");
-	reply = request(ctl, json_pack("{s:s}", "command", "queue-list"), &st);
+	reply = ctl_request_ok(ctl, json_pack("{s:s}", "command", "queue-list"), &st);
 	if (reply == NULL)
 		return st;
 	msgs = json_object_get(reply, "messages");
@@ -123,7 +101,7 @@ static int queue_delete(struct ctl *ctl, int argc, char **argv)
 		req = json_pack("{s:s,s:b}", "command", "queue-delete", "all", 1);
 	else
 		req = json_pack("{s:s,s:s}", "command", "queue-delete", "id", argv[1]);
-	reply = request(ctl, req, &st);
+	reply = ctl_request_ok(ctl, req, &st);
 	if (reply == NULL)
 		return st;
 	if (ctl->json) {
@@ -149,7 +127,7 @@ static int queue_run(struct ctl *ctl, int argc, char **argv)
 		req = json_pack("{s:s,s:s}", "command", "queue-run", "id", argv[1]);
 	else
 		req = json_pack("{s:s}", "command", "queue-run");
-	reply = request(ctl, req, &st);
+	reply = ctl_request_ok(ctl, req, &st);
 	if (reply == NULL)
 		return st;
 	printf("%lld message(s) scheduled for delivery now\n",
@@ -246,7 +224,7 @@ static int queue_inject(struct ctl *ctl, int argc, char **argv)
 		json_object_set_new(req, "envid", json_string(envid));
 	if (ret != NULL)
 		json_object_set_new(req, "ret", json_string(ret));
-	reply = request(ctl, req, &st);
+	reply = ctl_request_ok(ctl, req, &st);
 	if (reply == NULL)
 		return st;
 	if (ctl->json) {

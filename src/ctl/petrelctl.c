@@ -190,6 +190,28 @@ out:
 	return ret;
 }
 
+json_t *ctl_request_ok(struct ctl *ctl, json_t *req, int *status_r)
+{
+	json_t *reply = NULL;
+	const char *error;
+
+	if (ctl_request(ctl, req, &reply, &error) < 0) {
+		json_decref(req);
+		*status_r = ctl_fail("%s", error);
+		return NULL;
+	}
+	json_decref(req);
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		const char *e = json_string_value(json_object_get(reply, "error"));
+
+		*status_r = ctl_fail("%s", e != NULL ? e : "request failed");
+		json_decref(reply);
+		return NULL;
+	}
+	*status_r = CTL_OK;
+	return reply;
+}
+
 /* Sends {"command": name} and returns the reply, or NULL after printing. */
 static json_t *ctl_simple(struct ctl *ctl, const char *name)
 {
