@@ -94,18 +94,23 @@ sqlite3_stmt *db_prepare(struct store_folder *f, const char *sql)
 	return st;
 }
 
-int64_t db_meta_int(struct store_folder *f, const char *column)
+int64_t sql_meta_int(sqlite3 *db, const char *column)
 {
 	char sql[128];
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
 
 	snprintf(sql, sizeof(sql), "SELECT %s FROM folder WHERE id = 1", column);
-	st = db_prepare(f, sql);
-	if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+int64_t db_meta_int(struct store_folder *f, const char *column)
+{
+	return sql_meta_int(f->db, column);
 }
 
 char *folder_file(const struct store_folder *f, const char *name)

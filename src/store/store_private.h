@@ -147,6 +147,8 @@ enum store_status folder_db_error(struct store_folder *f, int rc, const char *wh
 
 int db_exec(sqlite3 *db, const char *sql);
 sqlite3_stmt *db_prepare(struct store_folder *f, const char *sql);
+/* One integer column of the folder row (id 1) through db; -1 when absent. */
+int64_t sql_meta_int(sqlite3 *db, const char *column);
 int64_t db_meta_int(struct store_folder *f, const char *column);
 
 /* Inserts one message row and its full-text entry (folder locked, in a

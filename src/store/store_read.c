@@ -122,16 +122,7 @@ sqlite3_stmt *rdb_prepare(struct store_folder *f, const char *sql)
 
 int64_t rdb_meta_int(struct store_folder *f, const char *column)
 {
-	char sql[128];
-	sqlite3_stmt *st;
-	int64_t v = -1;
-
-	snprintf(sql, sizeof(sql), "SELECT %s FROM folder WHERE id = 1", column);
-	st = rdb_prepare(f, sql);
-	if (st != NULL && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	return sql_meta_int(f->rdb, column);
 }
 
 enum store_status rdb_error(struct store_folder *f, int rc, const char *what, const char **error_r)
