@@ -6,17 +6,15 @@
  * permanent failure.  The DNS server is a setting so that tests can point
  * it at a dnsmasq on loopback.
  *
- * Runs on a delivery thread: one c-ares channel per look-up, driven by
- * poll() until done, each query bounded by c-ares' own timeout and tries.
+ * Runs on a delivery thread, through dns_sync.c: one c-ares channel per
+ * look-up, each query bounded by c-ares' own timeout and tries.
  */
 #include "outbound/outbound_private.h"
+#include "outbound/dns_sync.h"
 
 #include <arpa/inet.h>
 #include <ares.h>
-#include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,111 +24,6 @@
 /* Per query: c-ares timeout (ms) and tries; a look-up is a few queries. */
 #define DNS_TIMEOUT_MS 3000
 #define DNS_TRIES 2
-
-static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
-
-static void ares_global_init(void)
-{
-	if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
-		panic("c-ares: library init failed");
-}
-
-struct query {
-	int status;
-	unsigned char *answer;
-	int alen;
-	bool done;
-};
-
-static void query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-	struct query *q = arg;
-
-	q->status = status;
-	q->done = true;
-	if (status == ARES_SUCCESS && abuf != NULL && alen > 0) {
-		q->answer = xmalloc((size_t)alen);
-		memcpy(q->answer, abuf, (size_t)alen);
-		q->alen = alen;
-	}
-}
-
-static void run_channel(ares_channel ch)
-{
-	for (;;) {
-		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-		struct timeval tv, *tvp;
-		int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM), n = 0, ms;
-
-		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short ev = 0;
-
-			/* c-ares' own macros shift a signed 1 into bit 31 (UB). */
-			if ((unsigned)bits & (1u << i))
-				ev |= POLLIN;
-			if ((unsigned)bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
-				ev |= POLLOUT;
-			if (ev == 0)
-				continue;
-			pfd[n].fd = socks[i];
-			pfd[n].events = ev;
-			pfd[n].revents = 0;
-			n++;
-		}
-		if (n == 0)
-			return;
-		tvp = ares_timeout(ch, NULL, &tv);
-		ms = tvp != NULL ? (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000) : 1000;
-		if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR)
-			return;
-		for (int i = 0; i < n; i++) {
-			ares_socket_t r = (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd
-											 : ARES_SOCKET_BAD;
-			ares_socket_t w = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
-
-			if (r != ARES_SOCKET_BAD || w != ARES_SOCKET_BAD)
-				ares_process_fd(ch, r, w);
-		}
-		/* Timeouts are handled by a call with no sockets. */
-		ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	}
-}
-
-static int channel_new(const char *server, ares_channel *ch_r, char *err, size_t errlen)
-{
-	struct ares_options opts;
-	int rc;
-
-	pthread_once(&ares_once, ares_global_init);
-	memset(&opts, 0, sizeof(opts));
-	opts.timeout = DNS_TIMEOUT_MS;
-	opts.tries = DNS_TRIES;
-	rc = ares_init_options(ch_r, &opts, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "DNS resolver: %s", ares_strerror(rc));
-		return -1;
-	}
-	if (server != NULL && strcmp(server, "system") != 0) {
-		rc = ares_set_servers_ports_csv(*ch_r, server);
-		if (rc != ARES_SUCCESS) {
-			snprintf(err, errlen, "DNS server setting '%s': %s", server, ares_strerror(rc));
-			ares_destroy(*ch_r);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* One query, synchronously. */
-static void query_run(ares_channel ch, const char *name, int type, struct query *q)
-{
-	memset(q, 0, sizeof(*q));
-	ares_query(ch, name, 1 /* C_IN */, type, query_cb, q);
-	run_channel(ch);
-	if (!q->done)
-		q->status = ARES_ETIMEOUT;
-}
 
 static void add_addr(struct ob_dest **list, size_t *n, size_t *cap, const char *host, int pref,
 		     int family, const void *addr)
@@ -155,17 +48,17 @@ static void add_addr(struct ob_dest **list, size_t *n, size_t *cap, const char *
 static int host_addrs(ares_channel ch, const char *host, int pref, struct ob_dest **list,
 		      size_t *n, size_t *cap)
 {
-	struct query q4, q6;
+	struct dns_answer q4, q6;
 	size_t before = *n;
 	int st = ARES_ENODATA;
 
-	query_run(ch, host, 28 /* AAAA */, &q6);
-	query_run(ch, host, 1 /* A */, &q4);
+	dns_sync_query(ch, host, DNS_TYPE_AAAA, &q6);
+	dns_sync_query(ch, host, DNS_TYPE_A, &q4);
 	if (q6.status == ARES_SUCCESS) {
 		struct ares_addr6ttl a6[OUTBOUND_MAX_ADDRS];
 		int na = OUTBOUND_MAX_ADDRS;
 
-		if (ares_parse_aaaa_reply(q6.answer, q6.alen, NULL, a6, &na) == ARES_SUCCESS) {
+		if (ares_parse_aaaa_reply(q6.buf, q6.len, NULL, a6, &na) == ARES_SUCCESS) {
 			for (int i = 0; i < na; i++)
 				add_addr(list, n, cap, host, pref, AF_INET6, &a6[i].ip6addr);
 		}
@@ -174,7 +67,7 @@ static int host_addrs(ares_channel ch, const char *host, int pref, struct ob_des
 		struct ares_addrttl a4[OUTBOUND_MAX_ADDRS];
 		int na = OUTBOUND_MAX_ADDRS;
 
-		if (ares_parse_a_reply(q4.answer, q4.alen, NULL, a4, &na) == ARES_SUCCESS) {
+		if (ares_parse_a_reply(q4.buf, q4.len, NULL, a4, &na) == ARES_SUCCESS) {
 			for (int i = 0; i < na; i++)
 				add_addr(list, n, cap, host, pref, AF_INET, &a4[i].ipaddr);
 		}
@@ -186,8 +79,8 @@ static int host_addrs(ares_channel ch, const char *host, int pref, struct ob_des
 	else if (q4.status != ARES_SUCCESS && q4.status != ARES_ENODATA &&
 		 q4.status != ARES_ENOTFOUND)
 		st = q4.status;
-	free(q4.answer);
-	free(q6.answer);
+	free(q4.buf);
+	free(q6.buf);
 	return st;
 }
 
@@ -245,17 +138,17 @@ int ob_resolve(const char *server, const char *name, bool use_mx, struct ob_reso
 		}
 		return 0;
 	}
-	if (channel_new(server, &ch, err, sizeof(err)) < 0) {
+	if (dns_sync_channel(server, DNS_TIMEOUT_MS, DNS_TRIES, &ch, err, sizeof(err)) < 0) {
 		fail(res, 451, "4.4.3", "%s", err);
 		return -1;
 	}
 	if (use_mx) {
-		struct query q;
+		struct dns_answer q;
 		struct ares_mx_reply *mx = NULL;
 
-		query_run(ch, name, 15 /* MX */, &q);
+		dns_sync_query(ch, name, DNS_TYPE_MX, &q);
 		if (q.status == ARES_SUCCESS &&
-		    ares_parse_mx_reply(q.answer, q.alen, &mx) == ARES_SUCCESS && mx != NULL) {
+		    ares_parse_mx_reply(q.buf, q.len, &mx) == ARES_SUCCESS && mx != NULL) {
 			struct ares_mx_reply *sorted[OUTBOUND_MAX_MX];
 			size_t nmx = 0;
 			int last = ARES_ENODATA;
@@ -287,7 +180,7 @@ int ob_resolve(const char *server, const char *name, bool use_mx, struct ob_reso
 			if (nmx == 1 && (sorted[0]->host[0] == '\0' || strcmp(sorted[0]->host, ".") == 0)) {
 				fail(res, 556, "5.1.10", "domain %s accepts no mail (null MX)", name);
 				ares_free_data(mx);
-				free(q.answer);
+				free(q.buf);
 				ares_destroy(ch);
 				return -1;
 			}
@@ -298,7 +191,7 @@ int ob_resolve(const char *server, const char *name, bool use_mx, struct ob_reso
 						  &res->count, &cap);
 			}
 			ares_free_data(mx);
-			free(q.answer);
+			free(q.buf);
 			ares_destroy(ch);
 			if (res->count == 0) {
 				fail(res, 451, "4.4.3", "no address for the mail exchangers of %s", name);
@@ -307,7 +200,7 @@ int ob_resolve(const char *server, const char *name, bool use_mx, struct ob_reso
 			}
 			return 0;
 		}
-		free(q.answer);
+		free(q.buf);
 		if (q.status == ARES_ENOTFOUND) {
 			ares_destroy(ch);
 			fail(res, 550, "5.1.2", "domain %s not found in DNS", name);
