@@ -648,7 +648,9 @@ static void conn_shutdown(void *arg)
 	free(ref);
 	if (c == NULL)
 		return;
-	if (c->handler->shutdown != NULL)
+	if (c->finishing)
+		net_conn_finish_hurry(c);
+	else if (c->handler->shutdown != NULL)
 		c->handler->shutdown(c);
 	else
 		net_conn_close(&c);
@@ -713,6 +715,8 @@ void net_conn_close(struct conn **connp)
 	net = c->net;
 	if (c->handler->free_session != NULL && c->session != NULL)
 		c->handler->free_session(c);
+	if (c->finish_timer != NULL)
+		event_free(c->finish_timer);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	else if (c->fd >= 0)

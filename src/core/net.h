@@ -67,9 +67,14 @@ struct conn {
 	time_t started;
 	void *session;                /* the protocol's state, freed by handler->free_session */
 	evutil_socket_t fd;
-	/* private to net.c */
+	/* private to net.c and net_finish.c */
 	struct net *net;
 	struct conn *prev, *next;     /* the registry, oldest first */
+	bool finishing;               /* net_conn_finish() owns the bufferevent */
+	unsigned linger_seconds;
+	unsigned finish_polls;
+	time_t linger_until;          /* 0 until the write side is shut */
+	struct event *finish_timer;
 };
 
 struct net;
@@ -115,6 +120,25 @@ struct conn *net_conn_find(struct net *net, uint64_t id);
 
 /* Closes and frees a connection (on its loop).  Sets *conn to NULL. */
 void net_conn_close(struct conn **conn);
+/* Ends a connection whose last reply is in the top bufferevent's output
+ * buffer or already gone from it: once the layers below (TLS, COMPRESS)
+ * have written it too (polled every 20 ms, for 2 s at most), shuts the
+ * write side and, for linger_seconds, reads and drops what the client
+ * still sends, then closes.  Closing at once after the last reply would
+ * let the kernel answer bytes still in flight from the client with a RST
+ * that destroys that reply (Apache's lingering close).  linger_seconds 0
+ * closes as soon as the reply has left.  Takes over the bufferevent's
+ * callbacks: the protocol must have freed its own timers and must not
+ * write again; the engine's shutdown shortens the linger instead of
+ * calling the service's shutdown handler. */
+void net_conn_finish(struct conn *conn, unsigned linger_seconds);
+/* For net.c at engine shutdown: close a finishing connection as soon as
+ * its last reply has left. */
+void net_conn_finish_hurry(struct conn *conn);
+/* Why a bufferevent reported BEV_EVENT_ERROR, for a log line: writes
+ * OpenSSL's or the socket's error text to text and returns "TLS" or
+ * "socket".  Empties the bufferevent's OpenSSL error queue. */
+const char *net_bev_error(struct bufferevent *bev, char *text, size_t len);
 /* Marks the connection authenticated (it will no longer be dropped to
  * make room for new connections). */
 void net_conn_set_authenticated(struct conn *conn);

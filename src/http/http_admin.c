@@ -6,10 +6,7 @@
  * the pure parser from the input buffer), AUTHENTICATING (a worker checks
  * the password), DISPATCHING (the command runs on the main thread),
  * WRITING (the response drains) or LINGERING (after a response that ends
- * the connection: the write side is shut and whatever the client still
- * sends is read and thrown away for a moment, so that the close does not
- * turn into a TCP reset that could destroy the response in flight, as
- * Apache's lingering close).  Bytes that arrive while the session is not
+ * the connection, net_conn_finish() sees it out and closes).  Bytes that arrive while the session is not
  * READING stay in the input buffer, bounded by the read high-watermark,
  * and are parsed once the response has been written (pipelining).
  *
@@ -29,7 +26,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 
 #include "auth/auth.h"
 #include "auth/auth_limiter.h"
@@ -78,7 +74,6 @@ struct admin_session {
 	bool stopping;            /* the engine stops: close after the response */
 	bool continue_sent;       /* "100 Continue" sent for this request */
 	unsigned auth_failures;
-	time_t linger_until;      /* LINGERING: close at this time at the latest */
 	struct event *delay;      /* AUTHENTICATING: the 401 held by the limiter */
 };
 
@@ -624,39 +619,8 @@ static void admin_process_input(struct admin_session *s)
 
 static void admin_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct admin_session *s = arg;
-
-	if (s->state == ADMIN_LINGERING) {
-		struct conn *c = s->conn;
-
-		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
-		/* A client that keeps sending does not keep us here. */
-		if (time(NULL) >= s->linger_until)
-			net_conn_close(&c);
-		return;
-	}
-	admin_process_input(s);
-}
-
-/* Ends a connection after its last response: shut the write side, then
- * read and discard until the client closes or ADMIN_LINGER_SECONDS pass. */
-static void admin_linger(struct admin_session *s)
-{
-	struct conn *c = s->conn;
-	struct timeval tv = { ADMIN_LINGER_SECONDS, 0 };
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
-
-	s->state = ADMIN_LINGERING;
-	s->linger_until = time(NULL) + ADMIN_LINGER_SECONDS;
-	if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
-		net_conn_close(&c);
-		return;
-	}
-	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	bufferevent_disable(c->bev, EV_WRITE);
-	bufferevent_enable(c->bev, EV_READ);
+	(void)bev;
+	admin_process_input(arg);
 }
 
 static void admin_write_cb(struct bufferevent *bev, void *arg)
@@ -667,10 +631,8 @@ static void admin_write_cb(struct bufferevent *bev, void *arg)
 	if (s->state != ADMIN_WRITING || evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;
 	if (s->close_after_write) {
-		if (s->stopping)
-			net_conn_close(&c);
-		else
-			admin_linger(s);
+		s->state = ADMIN_LINGERING;
+		net_conn_finish(c, s->stopping ? 0 : ADMIN_LINGER_SECONDS);
 		return;
 	}
 	http_req_parser_reset(&s->parser);
@@ -685,20 +647,12 @@ static void admin_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct admin_session *s = arg;
 	struct conn *c = s->conn;
 
-	if (s->state == ADMIN_LINGERING) {
-		/* EOF or the linger timeout: the normal end. */
-	} else if ((what & BEV_EVENT_ERROR) != 0) {
-		unsigned long err = bufferevent_get_openssl_error(bev);
+	if ((what & BEV_EVENT_ERROR) != 0) {
 		char text[256];
+		const char *layer = net_bev_error(bev, text, sizeof(text));
 
-		if (err != 0)
-			ERR_error_string_n(err, text, sizeof(text));
-		else
-			snprintf(text, sizeof(text), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
-		log_debug(ADMIN_LOG, "conn=%llu ip=%s closed on %s error: %s",
-			  (unsigned long long)c->id, c->peer_ip, err != 0 ? "TLS" : "socket", text);
+		log_debug(ADMIN_LOG, "conn=%llu ip=%s closed on %s error: %s", (unsigned long long)c->id,
+			  c->peer_ip, layer, text);
 	} else if ((what & BEV_EVENT_TIMEOUT) != 0) {
 		log_debug(ADMIN_LOG, "conn=%llu ip=%s closed: %s timeout", (unsigned long long)c->id,
 			  c->peer_ip, c->authenticated ? "idle" : "pre-authentication");
@@ -737,9 +691,8 @@ static void admin_shutdown(struct conn *conn)
 		return;
 	}
 	s->stopping = true;
-	if (s->state == ADMIN_LINGERING ||
-	    (s->state == ADMIN_READING && http_req_parser_idle(&s->parser) &&
-	     evbuffer_get_length(bufferevent_get_input(conn->bev)) == 0))
+	if (s->state == ADMIN_READING && http_req_parser_idle(&s->parser) &&
+	    evbuffer_get_length(bufferevent_get_input(conn->bev)) == 0)
 		net_conn_close(&conn);
 }
 

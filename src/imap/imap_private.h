@@ -61,10 +61,6 @@
  * sends is read and dropped this long, so that closing does not reset the
  * connection and destroy the answer in flight (Apache's lingering close). */
 #define IMAP_LINGER_SECONDS 2
-/* How often a closing connection checks that its last reply left the
- * lower layers (TLS, COMPRESS). */
-#define IMAP_CLOSE_POLL_MS 20
-#define IMAP_CLOSE_POLLS 100
 
 enum imap_state {
 	IMAP_STATE_NOT_AUTH,
@@ -80,7 +76,7 @@ enum imap_mode {
 	IMAP_MODE_IDLE,           /* in IDLE, reading DONE */
 	IMAP_MODE_STARTTLS,       /* "OK" sent, waiting for it to drain */
 	IMAP_MODE_CLOSING,        /* last reply sent, closing when drained */
-	IMAP_MODE_LINGER,         /* write side shut, reading what the client still sends */
+	IMAP_MODE_LINGER,         /* net_conn_finish() sees the last reply out */
 };
 
 /* A logged-in user's store handle, shared with jobs.  The last reference
@@ -150,8 +146,6 @@ struct imap_session {
 	bool stopping;            /* the engine stops: close after the current answer */
 	bool syncing;             /* a flag-change job runs for IDLE */
 	unsigned bad_commands;
-	unsigned close_polls;
-	time_t linger_until;
 	struct event *timer;      /* delayed reply, IDLE keepalive, close polling */
 	char *pending_tagged;     /* a tagged line held back (failure delay) */
 	/* enabled (RFC 5161) */

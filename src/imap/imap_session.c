@@ -504,82 +504,15 @@ static void close_now(struct imap_session *s)
 	net_conn_close(&c);
 }
 
-/* Bytes still waiting in the layers under the top bufferevent (TLS
- * filter, COMPRESS filter, socket). */
-static size_t lower_pending(struct bufferevent *bev)
+/* The last reply has left our buffer: net.c sees it out and closes. */
+static void finish(struct imap_session *s)
 {
-	size_t n = 0;
-
-	for (struct bufferevent *b = bufferevent_get_underlying(bev); b != NULL;
-	     b = bufferevent_get_underlying(b))
-		n += evbuffer_get_length(bufferevent_get_output(b));
-	return n;
-}
-
-static void linger_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct imap_session *s = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	evbuffer_drain(in, evbuffer_get_length(in));
-	if (time(NULL) >= s->linger_until)
-		close_now(s);
-}
-
-static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	(void)what;
-	close_now(arg);
-}
-
-/* Everything is written: shut the write side, read and drop until the
- * client closes or IMAP_LINGER_SECONDS pass. */
-static void linger_start(struct imap_session *s)
-{
-	struct bufferevent *low = s->conn->bev, *u;
-	struct timeval tv = { IMAP_LINGER_SECONDS, 0 };
-	evutil_socket_t fd;
-
-	if (s->stopping) {
-		close_now(s);
-		return;
-	}
-	while ((u = bufferevent_get_underlying(low)) != NULL)
-		low = u;
-	fd = bufferevent_getfd(low);
-	if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
-		close_now(s);
-		return;
-	}
-	s->mode = IMAP_MODE_LINGER;
-	s->linger_until = time(NULL) + IMAP_LINGER_SECONDS;
 	if (s->timer != NULL) {
 		event_free(s->timer);
 		s->timer = NULL;
 	}
-	bufferevent_setcb(s->conn->bev, linger_read_cb, NULL, linger_event_cb, s);
-	bufferevent_setwatermark(s->conn->bev, EV_READ, 0, 0);
-	bufferevent_set_timeouts(s->conn->bev, &tv, NULL);
-	bufferevent_disable(s->conn->bev, EV_WRITE);
-	bufferevent_enable(s->conn->bev, EV_READ);
-	evbuffer_drain(bufferevent_get_input(s->conn->bev),
-		       evbuffer_get_length(bufferevent_get_input(s->conn->bev)));
-}
-
-static void close_poll_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct imap_session *s = arg;
-	struct timeval tv = { 0, IMAP_CLOSE_POLL_MS * 1000 };
-
-	(void)fd;
-	(void)what;
-	if (lower_pending(s->conn->bev) > 0 && s->close_polls < IMAP_CLOSE_POLLS) {
-		s->close_polls++;
-		evtimer_add(s->timer, &tv);
-		return;
-	}
-	linger_start(s);
+	s->mode = IMAP_MODE_LINGER;
+	net_conn_finish(s->conn, s->stopping ? 0 : IMAP_LINGER_SECONDS);
 }
 
 void imap_close_with(struct imap_session *s, const char *bye)
@@ -1080,17 +1013,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	case IMAP_MODE_CLOSING:
 		if (pending > 0)
 			return;
-		if (lower_pending(bev) > 0) {
-			struct timeval now = { 0, 0 };
-
-			if (s->timer != NULL)
-				event_free(s->timer);
-			s->close_polls = 0;
-			s->timer = evtimer_new(s->conn->base, close_poll_cb, s);
-			evtimer_add(s->timer, &now);
-			return;
-		}
-		linger_start(s);
+		finish(s);
 		return;
 	case IMAP_MODE_STARTTLS:
 		if (pending == 0)
@@ -1132,18 +1055,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_ERROR) != 0) {
-		unsigned long err = bufferevent_get_openssl_error(bev);
 		char text[256];
+		const char *layer = net_bev_error(bev, text, sizeof(text));
 
-		if (err != 0)
-			ERR_error_string_n(err, text, sizeof(text));
-		else
-			snprintf(text, sizeof(text), "%s",
-				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
 		log_debug(IMAP_LOG, "conn=%llu ip=%s closed on %s error: %s", (unsigned long long)c->id,
-			  c->peer_ip, err != 0 ? "TLS" : "socket", text);
+			  c->peer_ip, layer, text);
 	} else if ((what & BEV_EVENT_EOF) != 0) {
 		log_debug(IMAP_LOG, "conn=%llu ip=%s closed by the client", (unsigned long long)c->id,
 			  c->peer_ip);
@@ -1609,8 +1525,7 @@ static void imap_shutdown(struct conn *conn)
 	case IMAP_MODE_CLOSING:
 		return;
 	case IMAP_MODE_LINGER:
-		net_conn_close(&conn);
-		return;
+		return;  /* net.c finishes it */
 	case IMAP_MODE_BUSY:
 		if (s->paused == NULL && s->tag != NULL)
 			return;  /* the job's completion closes */

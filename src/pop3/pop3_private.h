@@ -40,7 +40,7 @@ enum pop3_state {
 	POP3_STATE_TRANSACTION,
 	POP3_STATE_STLS,             /* "+OK" sent, waiting for it to drain */
 	POP3_STATE_CLOSING,          /* last reply sent, closing when drained */
-	POP3_STATE_LINGER,           /* write side shut, reading what the client still sends */
+	POP3_STATE_LINGER,           /* net_conn_finish() sees the last reply out */
 };
 
 struct pop3_msg {
@@ -73,8 +73,6 @@ struct pop3_session {
 	bool busy;                   /* a job or a delayed reply is pending: input waits */
 	bool stopping;               /* the engine stops: close after the current reply */
 	unsigned bad_commands;
-	unsigned close_polls;
-	time_t linger_until;
 	char *user;                  /* from USER, until PASS */
 	struct auth_session *sasl;      /* SASL server (owned by a job while it runs) */
 	struct event *timer;         /* delayed failure reply */

@@ -22,7 +22,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 
 #include "auth/auth_session.h"
 #include "core/log.h"
@@ -31,10 +30,6 @@
 #include "store/store.h"
 
 struct pop3_globals pop3g;
-
-/* How often a closing STLS connection checks that its last reply left. */
-#define POP3_CLOSE_POLL_MS 20
-#define POP3_CLOSE_POLLS 100
 
 static void install_callbacks(struct pop3_session *s);
 
@@ -81,74 +76,15 @@ void pop3_close_with(struct pop3_session *s, const char *line)
 		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-static void linger_read_cb(struct bufferevent *bev, void *arg)
+/* The last reply has left our buffer: net.c sees it out and closes. */
+static void finish(struct pop3_session *s)
 {
-	struct pop3_session *s = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	evbuffer_drain(in, evbuffer_get_length(in));
-	if (time(NULL) >= s->linger_until)
-		close_now(s);
-}
-
-static void linger_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	(void)bev;
-	(void)what;
-	close_now(arg);
-}
-
-/* Everything is written: shut the write side, then read and drop until
- * the client closes or POP3_LINGER_SECONDS pass. */
-static void linger_start(struct pop3_session *s)
-{
-	struct bufferevent *low = s->conn->bev, *u;
-	struct timeval tv = { POP3_LINGER_SECONDS, 0 };
-	evutil_socket_t fd;
-
-	if (s->stopping) {
-		close_now(s);
-		return;
-	}
-	while ((u = bufferevent_get_underlying(low)) != NULL)
-		low = u;
-	fd = bufferevent_getfd(low);
-	if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
-		close_now(s);
-		return;
-	}
-	s->state = POP3_STATE_LINGER;
-	s->linger_until = time(NULL) + POP3_LINGER_SECONDS;
 	if (s->timer != NULL) {
 		event_free(s->timer);
 		s->timer = NULL;
 	}
-	bufferevent_setcb(s->conn->bev, linger_read_cb, NULL, linger_event_cb, s);
-	bufferevent_setwatermark(s->conn->bev, EV_READ, 0, 0);
-	bufferevent_set_timeouts(s->conn->bev, &tv, NULL);
-	bufferevent_disable(s->conn->bev, EV_WRITE);
-	bufferevent_enable(s->conn->bev, EV_READ);
-	evbuffer_drain(bufferevent_get_input(s->conn->bev),
-		       evbuffer_get_length(bufferevent_get_input(s->conn->bev)));
-}
-
-static void close_poll_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pop3_session *s = arg;
-	struct bufferevent *under = bufferevent_get_underlying(s->conn->bev);
-	struct timeval tv = { 0, POP3_CLOSE_POLL_MS * 1000 };
-
-	(void)fd;
-	(void)what;
-	/* After STLS the last reply goes through the TLS filter into the
-	 * plaintext bufferevent below: wait for that too (a while). */
-	if (under != NULL && evbuffer_get_length(bufferevent_get_output(under)) > 0 &&
-	    s->close_polls < POP3_CLOSE_POLLS) {
-		s->close_polls++;
-		evtimer_add(s->timer, &tv);
-		return;
-	}
-	linger_start(s);
+	s->state = POP3_STATE_LINGER;
+	net_conn_finish(s->conn, s->stopping ? 0 : POP3_LINGER_SECONDS);
 }
 
 /* ---- delayed replies (authentication failures) ---- */
@@ -499,17 +435,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	case POP3_STATE_CLOSING:
 		if (pending > 0)
 			return;
-		if (bufferevent_get_underlying(bev) != NULL) {
-			struct timeval now = { 0, 0 };
-
-			if (s->timer != NULL)
-				event_free(s->timer);
-			s->close_polls = 0;
-			s->timer = evtimer_new(s->conn->base, close_poll_cb, s);
-			evtimer_add(s->timer, &now);
-			return;
-		}
-		linger_start(s);
+		finish(s);
 		return;
 	case POP3_STATE_STLS:
 		if (pending == 0)
@@ -550,18 +476,11 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_ERROR) != 0) {
-		unsigned long err = bufferevent_get_openssl_error(bev);
 		char text[256];
+		const char *layer = net_bev_error(bev, text, sizeof(text));
 
-		if (err != 0)
-			ERR_error_string_n(err, text, sizeof(text));
-		else
-			snprintf(text, sizeof(text), "%s",
-				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
 		log_debug(POP3_LOG, "conn=%llu ip=%s closed on %s error: %s", (unsigned long long)c->id,
-			  c->peer_ip, err != 0 ? "TLS" : "socket", text);
+			  c->peer_ip, layer, text);
 	} else if ((what & BEV_EVENT_EOF) != 0) {
 		if (s->state == POP3_STATE_TRANSACTION)
 			log_info(POP3_LOG, "conn=%llu ip=%s user=%s disconnected without QUIT; "
@@ -611,10 +530,8 @@ static void pop3_shutdown(struct conn *conn)
 	s->stopping = true;
 	if (s->state == POP3_STATE_CLOSING)
 		return;
-	if (s->state == POP3_STATE_LINGER) {
-		net_conn_close(&conn);
-		return;
-	}
+	if (s->state == POP3_STATE_LINGER)
+		return;  /* net.c finishes it */
 	if (!s->busy && s->retr == NULL) {
 		if (s->state == POP3_STATE_STLS)
 			net_conn_close(&conn);

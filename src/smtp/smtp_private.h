@@ -369,7 +369,6 @@ struct smtp_session {
 	char *pending_reply;      /* a reply held back by a failure delay */
 
 	struct event *timer;      /* greeting delay, failure delays, closing */
-	int close_polls;
 };
 
 /* smtp_session.c */

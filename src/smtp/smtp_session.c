@@ -33,7 +33,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 
 #include "core/log.h"
 #include "core/str.h"
@@ -54,9 +53,6 @@
 #define SMTP_LOG_MAX 200
 /* Recipients named in a mail.log line. */
 #define SMTP_LOG_RCPTS 10
-/* A closing TLS connection waits this long for its last reply to drain. */
-#define SMTP_CLOSE_POLL_MS 20
-#define SMTP_CLOSE_POLLS 100
 
 struct smtp_globals smtp_globals;
 
@@ -132,8 +128,6 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	evbuffer_add(out, "\r\n", 2);
 }
 
-static void close_poll_cb(evutil_socket_t fd, short what, void *arg);
-
 void smtp_close_with(struct smtp_session *s, const char *line)
 {
 	struct timeval tv = { 10, 0 };
@@ -148,15 +142,10 @@ void smtp_close_with(struct smtp_session *s, const char *line)
 	bufferevent_disable(s->conn->bev, EV_READ);
 	bufferevent_set_timeouts(s->conn->bev, NULL, &tv);
 	bufferevent_enable(s->conn->bev, EV_WRITE);
-	if (evbuffer_get_length(bufferevent_get_output(s->conn->bev)) == 0) {
-		/* Nothing to write: the write callback will not come. */
-		struct timeval now = { 0, 0 };
-
-		if (s->timer != NULL)
-			event_free(s->timer);
-		s->timer = evtimer_new(s->conn->base, close_poll_cb, s);
-		evtimer_add(s->timer, &now);
-	}
+	/* Nothing to write: the write callback would not come by itself. */
+	if (evbuffer_get_length(bufferevent_get_output(s->conn->bev)) == 0)
+		bufferevent_trigger(s->conn->bev, EV_WRITE,
+				    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void smtp_reply_error(struct smtp_session *s, const char *line)
@@ -787,25 +776,6 @@ static void close_now(struct smtp_session *s)
 	net_conn_close(&c);
 }
 
-static void close_poll_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_session *s = arg;
-	struct bufferevent *under = bufferevent_get_underlying(s->conn->bev);
-	struct timeval tv = { 0, SMTP_CLOSE_POLL_MS * 1000 };
-	static const int max_polls = SMTP_CLOSE_POLLS;
-
-	/* A STARTTLS connection's last reply goes through the TLS filter
-	 * into the plaintext bufferevent below: wait until that is empty
-	 * too, or the reply would be lost in the close. */
-	if (under != NULL && evbuffer_get_length(bufferevent_get_output(under)) > 0 &&
-	    s->close_polls < max_polls) {
-		s->close_polls++;
-		evtimer_add(s->timer, &tv);
-		return;
-	}
-	close_now(s);
-}
-
 static void do_starttls(struct smtp_session *s)
 {
 	struct conn *c = s->conn;
@@ -834,17 +804,12 @@ static void smtp_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	switch (s->state) {
 	case SMTP_STATE_CLOSING:
-		if (bufferevent_get_underlying(bev) != NULL) {
-			struct timeval now = { 0, 0 };
-
-			if (s->timer != NULL)
-				event_free(s->timer);
-			s->close_polls = 0;
-			s->timer = evtimer_new(s->conn->base, close_poll_cb, s);
-			evtimer_add(s->timer, &now);
-			return;
+		/* net.c sees the reply through TLS and closes. */
+		if (s->timer != NULL) {
+			event_free(s->timer);
+			s->timer = NULL;
 		}
-		close_now(s);
+		net_conn_finish(s->conn, 0);
 		return;
 	case SMTP_STATE_STARTTLS:
 		do_starttls(s);
@@ -875,18 +840,11 @@ static void smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_ERROR) != 0) {
-		unsigned long err = bufferevent_get_openssl_error(bev);
 		char text[256];
+		const char *layer = net_bev_error(bev, text, sizeof(text));
 
-		if (err != 0)
-			ERR_error_string_n(err, text, sizeof(text));
-		else
-			snprintf(text, sizeof(text), "%s",
-				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
 		log_debug(SMTP_LOG, "conn=%llu ip=%s closed on %s error: %s", (unsigned long long)c->id,
-			  c->peer_ip, err != 0 ? "TLS" : "socket", text);
+			  c->peer_ip, layer, text);
 	} else if ((what & BEV_EVENT_EOF) != 0) {
 		if (s->state != SMTP_STATE_CLOSING && !(s->flags & SMTP_SF_EOF) &&
 		    ((s->flags & SMTP_SF_JOB) || s->state == SMTP_STATE_BUSY ||
