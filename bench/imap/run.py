@@ -4,6 +4,9 @@ same client, one run (issue 7).
 
     bench/imap/run.py [--dir DIR] [--messages 100000] [--mix-messages 10000]
                       [--idle 1000] [--seconds 10] [--clients 4] [--build DIR]
+                      [--parts big,mix,loginmix,logins,pop3,idle]
+                      [--petrel-auth-cache on|off|both]
+                      [--dovecot-auth-cache off|on|both]
 
 Builds an optimised petreld (build-bench/), makes a private Petrel
 instance and a private Dovecot (dovecot-imapd and dovecot-pop3d from
@@ -33,6 +36,15 @@ binaries are missing (apt-get install dovecot-imapd dovecot-pop3d).  If a
 system Dovecot service listens on 143/993/110/995 it is left alone: the
 private one uses other ports.  Figures go to stdout as a table and to
 DIR/results.json.
+
+--parts runs only some of the measurements (and fills only the folders
+they need), e.g. `--parts loginmix,logins,pop3` for the login-heavy ones.
+The auth cache options run the selected login-heavy parts (loginmix,
+logins, pop3) once per variant: Petrel with auth/cache-ttl 300 ("on", its
+default) and/or 0 ("off"); Dovecot as shipped ("off": auth_cache_size = 0)
+and/or with auth_cache_size = 10M, auth_cache_ttl = 300 s ("on", the same
+as Petrel's default).  Variants other than the first appear in the table
+as petrel-nocache / dovecot-cache columns.
 """
 import argparse
 import json
@@ -186,6 +198,19 @@ class Petrel:
         # logins from the benchmark must not be slowed by its own failures
         open(os.path.join(self.config, "mailserver.cfg"), "w").write(cfg)
 
+    def set_auth_cache(self, on):
+        """auth/cache-ttl 300 (the default) or 0; then a reload."""
+        path = os.path.join(self.config, "mailserver.cfg")
+        cfg = open(path).read()
+        ttl = "300" if on else "0"
+        if "<cache-ttl>" in cfg:
+            cfg = re.sub(r"<cache-ttl>[^<]*</cache-ttl>", "<cache-ttl>%s</cache-ttl>" % ttl, cfg)
+        else:
+            cfg = cfg.replace("</auth>", "<cache-ttl>%s</cache-ttl>\n</auth>" % ttl, 1)
+        open(path, "w").write(cfg)
+        if self.proc is not None:
+            self.ctl("reload")
+
     def start(self):
         self.log = open(os.path.join(os.path.dirname(self.config), "petreld.log"), "ab")
         self.proc = subprocess.Popen([os.path.join(self.build, "petreld"), "--config-dir", self.config,
@@ -269,7 +294,8 @@ default_login_user = dovenull
 default_process_limit = 20000
 default_client_limit = 20000
 mail_max_userip_connections = 20000
-auth_cache_size = 0
+auth_cache_size = {cache_size}
+auth_cache_ttl = 300 s
 service imap-login {{
   inet_listener imap {{
     port = {imap}
@@ -307,6 +333,12 @@ class Dovecot:
         self.imap = imap_port
         self.pop3 = pop3_port
         self.proc = None
+        self.auth_cache = False
+
+    def write_conf(self):
+        with open(os.path.join(self.work, "dovecot.conf"), "w") as f:
+            f.write(DOVECOT_CONF.format(work=self.work, imap=self.imap, pop3=self.pop3,
+                                        cache_size="10M" if self.auth_cache else "0"))
 
     @staticmethod
     def available():
@@ -317,8 +349,7 @@ class Dovecot:
         """hashes: user -> the yescrypt hash Petrel stores, so that both
         servers do the same work per login."""
         os.makedirs(os.path.join(self.work, "home"), exist_ok=True)
-        with open(os.path.join(self.work, "dovecot.conf"), "w") as f:
-            f.write(DOVECOT_CONF.format(work=self.work, imap=self.imap, pop3=self.pop3))
+        self.write_conf()
         with open(os.path.join(self.work, "users"), "w") as f:
             for u in users:
                 h = hashes.get(u)
@@ -627,22 +658,56 @@ def warm(server, user):
     c.close()
 
 
-def run_all(server, args, name):
-    print("# %s: measuring" % name, file=sys.stderr)
+PARTS = ["big", "mix", "loginmix", "logins", "pop3", "idle"]
+LOGIN_PARTS = ["loginmix", "logins", "pop3"]
+
+
+def run_all(server, args, name, parts):
+    print("# %s: measuring %s" % (name, ",".join(parts)), file=sys.stderr)
     res = {}
-    warm(server, "mix")
-    for i in range(args.clients):
-        warm(server, "small%d" % i)
-    warm(server, "idle")
-    res.update(big_folder(server, "big", args.messages))
-    res.update(mixed(server, "mix", args.seconds, args.clients, args.mix_messages))
-    res.update(login_mixed(server, "mix", args.seconds, args.clients, args.mix_messages))
-    res["logins_per_s"] = rate(login_worker, server.imap_port(), "small", args.seconds, args.clients)
-    # one maildrop per POP3 client (RFC 1939: one session per maildrop)
-    res["pop3_sessions_per_s"] = rate(pop3_worker, server.pop3_port(), "small", args.seconds,
-                                      args.clients)
-    res.update(idle_memory(server, "idle", args.idle))
+    if "mix" in parts or "loginmix" in parts:
+        warm(server, "mix")
+    if "logins" in parts or "pop3" in parts:
+        for i in range(args.clients):
+            warm(server, "small%d" % i)
+    if "idle" in parts:
+        warm(server, "idle")
+    if "big" in parts:
+        res.update(big_folder(server, "big", args.messages))
+    if "mix" in parts:
+        res.update(mixed(server, "mix", args.seconds, args.clients, args.mix_messages))
+    if "loginmix" in parts:
+        res.update(login_mixed(server, "mix", args.seconds, args.clients, args.mix_messages))
+    if "logins" in parts:
+        res["logins_per_s"] = rate(login_worker, server.imap_port(), "small", args.seconds,
+                                   args.clients)
+    if "pop3" in parts:
+        # one maildrop per POP3 client (RFC 1939: one session per maildrop)
+        res["pop3_sessions_per_s"] = rate(pop3_worker, server.pop3_port(), "small", args.seconds,
+                                          args.clients)
+    if "idle" in parts:
+        res.update(idle_memory(server, "idle", args.idle))
     return res
+
+
+def variants(choice, default_on):
+    """The cache variants to run, the first (the server's default: on for
+    Petrel, off for Dovecot as shipped) being the main one."""
+    if choice == "both":
+        return [default_on, not default_on]
+    return [choice == "on"]
+
+
+def fill_needed(server, parts, clients, big, mix, small):
+    if "big" in parts:
+        server.fill("big", big)
+    if "mix" in parts or "loginmix" in parts:
+        server.fill("mix", mix)
+    if "logins" in parts or "pop3" in parts:
+        for i in range(clients):
+            server.fill("small%d" % i, small)
+    if "idle" in parts:
+        server.fill("idle", small, IDLE_HASH)
 
 
 def main():
@@ -655,7 +720,19 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--build", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help="comma-separated among " + ",".join(PARTS))
+    ap.add_argument("--petrel-auth-cache", choices=["on", "off", "both"], default="on",
+                    help="Petrel's credential cache (auth/cache-ttl 300 or 0)")
+    ap.add_argument("--dovecot-auth-cache", choices=["off", "on", "both"], default="both",
+                    help="Dovecot's auth cache: off as shipped, on = 10M / 300 s")
     args = ap.parse_args()
+    parts = [x for x in args.parts.split(",") if x]
+    for x in parts:
+        if x not in PARTS:
+            sys.exit("--parts: unknown part %r (among %s)" % (x, ",".join(PARTS)))
+    if "idle" not in parts:
+        args.idle = 0
     # the engine drops to its service user, which must reach its files
     os.umask(0o022)
     # idle connections: one descriptor each here and in the server (which
@@ -671,25 +748,33 @@ def main():
     shutil.rmtree(args.dir, ignore_errors=True)
     os.makedirs(args.dir)
     rnd = random.Random(42)
-    print("# generating %d + %d messages" % (args.messages, args.mix_messages), file=sys.stderr)
-    big = [make_message(i, rnd) for i in range(1, args.messages + 1)]
-    mix = [make_message(i, rnd) for i in range(1, args.mix_messages + 1)]
+    n_big = args.messages if "big" in parts else 0
+    n_mix = args.mix_messages if ("mix" in parts or "loginmix" in parts) else 0
+    print("# generating %d + %d messages" % (n_big, n_mix), file=sys.stderr)
+    big = [make_message(i, rnd) for i in range(1, n_big + 1)]
+    mix = [make_message(i, rnd) for i in range(1, n_mix + 1)]
     small = [make_message(i, rnd) for i in range(1, 11)]
     results = {}
 
     offset = 15000 + random.randrange(0, 2000)
+    login_parts = [x for x in parts if x in LOGIN_PARTS]
     p = Petrel(args.build, os.path.join(args.dir, "petrel"), offset)
     p.setup()
+    labels = {"petrel": "petrel-%s" % ("cache" if variants(args.petrel_auth_cache, True)[0]
+                                       else "nocache")}
+    p.set_auth_cache(variants(args.petrel_auth_cache, True)[0])
     p.start()
     try:
         t0 = time.time()
-        p.fill("big", big)
-        p.fill("mix", mix)
-        for i in range(args.clients):
-            p.fill("small%d" % i, small)
-        p.fill("idle", small, IDLE_HASH)
+        fill_needed(p, parts, args.clients, big, mix, small)
         print("# petrel filled in %.1fs" % (time.time() - t0), file=sys.stderr)
-        results["petrel"] = run_all(p, args, "petrel")
+        results["petrel"] = run_all(p, args, "petrel", parts)
+        for on in variants(args.petrel_auth_cache, True)[1:]:
+            if login_parts:
+                p.set_auth_cache(on)
+                results["petrel-nocache" if not on else "petrel-cache"] = \
+                    run_all(p, args, "petrel, auth cache %s" % ("on" if on else "off"),
+                            login_parts)
         hashes = p.hashes()
         # kept as soon as measured: the Dovecot half can take long
         with open(os.path.join(args.dir, "results.json"), "w") as f:
@@ -701,33 +786,68 @@ def main():
         d = Dovecot(os.path.join(args.dir, "dovecot"), offset + 1143, offset + 1110)
         os.makedirs(d.work)
         d.setup(["big", "mix", "idle"] + ["small%d" % i for i in range(args.clients)], hashes)
-        d.fill("big", big)
-        d.fill("mix", mix)
-        for i in range(args.clients):
-            d.fill("small%d" % i, small)
-        d.fill("idle", small)
+        fill_needed(d, parts, args.clients, big, mix, small)
+        dv = variants(args.dovecot_auth_cache, False)
+        labels["dovecot"] = "dovecot-%s" % ("cache" if dv[0] else "nocache")
+        d.auth_cache = dv[0]
+        d.write_conf()
         d.start()
         try:
-            results["dovecot"] = run_all(d, args, "dovecot")
+            results["dovecot"] = run_all(d, args, "dovecot", parts)
         finally:
             d.stop()
+        for on in dv[1:]:
+            if not login_parts:
+                break
+            d.auth_cache = on
+            d.write_conf()
+            d.start()
+            try:
+                results["dovecot-cache" if on else "dovecot-nocache"] = \
+                    run_all(d, args, "dovecot, auth cache %s" % ("on" if on else "off"),
+                            login_parts)
+            finally:
+                d.stop()
     else:
         print("# dovecot skipped: needs root, /usr/sbin/dovecot and dovecot-imapd, dovecot-pop3d",
               file=sys.stderr)
 
+    results["variants"] = labels
     with open(os.path.join(args.dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
+    print("# command: %s" % " ".join(sys.argv), file=sys.stderr)
+    print_table(results)
+
+
+def print_table(results):
+    """One row per figure: every Petrel column against every Dovecot
+    column (ratio > 1: Petrel better).  The main columns are named by
+    their auth cache state (results["variants"])."""
+    labels = results.get("variants", {})
+    pcols = [c for c in results if c.startswith("petrel")]
+    dcols = [c for c in results if c.startswith("dovecot")]
     keys = list(results["petrel"].keys())
-    print("%-28s %14s %14s %8s" % ("figure", "petrel", "dovecot", "ratio"))
+    name = {c: labels.get(c, c) for c in pcols + dcols}
+    head = "%-28s" % "figure" + "".join("%16s" % name[c] for c in pcols + dcols)
+    pairs = [(pc, dc) for pc in pcols for dc in dcols]
+    head += "".join("%24s" % ("%s/%s" % (name[pc].replace("petrel", "p"),
+                                         name[dc].replace("dovecot", "d")))
+                    for pc, dc in pairs)
+    print(head)
     for k in keys:
-        pv = results["petrel"][k]
-        dv = results.get("dovecot", {}).get(k)
-        ratio = ""
-        if dv:
-            better_low = ((k.endswith("_s") and not k.endswith("per_s")) or k.endswith("_ms")
-                          or k.startswith("idle_kb"))
-            ratio = "%.2fx" % ((dv / pv) if better_low else (pv / dv)) if pv else ""
-        print("%-28s %14.3f %14s %8s" % (k, pv, "%.3f" % dv if dv is not None else "-", ratio))
+        better_low = ((k.endswith("_s") and not k.endswith("per_s")) or k.endswith("_ms")
+                      or k.startswith("idle_kb"))
+        row = "%-28s" % k
+        for c in pcols + dcols:
+            v = results[c].get(k)
+            row += "%16s" % ("%.3f" % v if v is not None else "-")
+        for pc, dc in pairs:
+            pv, dv = results[pc].get(k), results[dc].get(k)
+            ratio = ""
+            if pv and dv:
+                ratio = "%.2fx" % ((dv / pv) if better_low else (pv / dv))
+            row += "%24s" % ratio
+        print(row)
 
 
 if __name__ == "__main__":

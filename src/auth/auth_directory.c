@@ -9,6 +9,7 @@
  * if a reload swaps the snapshot meanwhile.
  */
 #include "auth/auth_private.h"
+#include "auth/auth_cache.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ struct dir_backend {
 	char **realms;              /* per domain, in snapshot order */
 	const char **domain_names;  /* NULL-terminated, for DIGEST-MD5 */
 	char **lowered;             /* lower-case domain names, per domain */
+	struct auth_cache *cache;   /* NULL: every password is checked in full */
 };
 
 char *auth_domain_realm(const struct directory *dir, const char *domain)
@@ -67,10 +69,42 @@ static int dir_lookup(void *context, const char *login, struct sasl_user *user_r
 	return 1;
 }
 
+/* The password check of PLAIN and LOGIN (so of IMAP LOGIN, POP3 USER/PASS
+ * and SMTP AUTH too): the credential cache first, then yescrypt.  The cache
+ * can only say yes to the password that last matched this very stored
+ * hash; anything else gets the full check.  Unknown users, users without a
+ * password and passwords SASLprep refuses go straight to the full check,
+ * which does the same work for them as for a wrong password. */
 static bool dir_verify_password(void *context, const struct sasl_user *user, const char *password)
 {
-	(void)context;
-	return directory_verify_password(user != NULL ? user->handle : NULL, password);
+	struct dir_backend *b = context;
+	const struct dir_user *u = user != NULL ? user->handle : NULL;
+	const char *reason;
+	char *prepared = NULL;
+	bool ok;
+
+	if (b->cache == NULL || u == NULL || u->password_hash == NULL || password == NULL ||
+	    strlen(password) > DIRECTORY_MAX_PASSWORD ||
+	    auth_saslprep(password, false, &prepared, &reason) < 0)
+		return directory_verify_password(u, password);
+	ok = auth_cache_lookup(b->cache, user->identity, u->password_hash, prepared);
+	if (!ok) {
+		ok = directory_verify_password(u, password);
+		/* Only successes, and only of enabled users: a disabled
+		 * user's login fails in sasl_authorize anyway. */
+		if (ok && user->enabled)
+			auth_cache_remember(b->cache, user->identity, u->password_hash, prepared);
+	}
+	explicit_bzero(prepared, strlen(prepared));
+	free(prepared);
+	return ok;
+}
+
+void auth_directory_backend_set_cache(struct sasl_backend *backend, struct auth_cache *cache)
+{
+	struct dir_backend *b = backend->context;
+
+	b->cache = cache;
 }
 
 static const char *dir_secret(void *context, const struct sasl_user *user, const char *mechanism)

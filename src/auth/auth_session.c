@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth_cache.h"
 #include "auth/auth_limiter.h"
 #include "core/evloop.h"
 #include "core/log.h"
@@ -42,6 +43,7 @@ struct auth_session *auth_session_new(const struct auth_session_params *params)
 	sess->net = params->net;
 	sess->conn_id = params->conn_id;
 	auth_directory_backend_init(&sess->backend, dir);
+	auth_directory_backend_set_cache(&sess->backend, auth_cache_shared(&sess->cfg->s));
 	memset(&sp, 0, sizeof(sp));
 	sp.cfg = sess->cfg;
 	sp.service = params->service;

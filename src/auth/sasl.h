@@ -138,6 +138,12 @@ struct sasl_backend {
  * the backend, and calls auth_directory_backend_deinit afterwards. */
 void auth_directory_backend_init(struct sasl_backend *backend, struct directory *dir);
 void auth_directory_backend_deinit(struct sasl_backend *backend);
+/* Lets the backend's password check use a verified-credential cache
+ * (auth/auth_cache.h; NULL: none, the default).  Only for a process that
+ * has registered auth_prepare_password as the directory's prepare hook
+ * (petreld does): the cache keys on the SASLprep'd password. */
+struct auth_cache;
+void auth_directory_backend_set_cache(struct sasl_backend *backend, struct auth_cache *cache);
 
 /*
  * The engine.

@@ -272,7 +272,7 @@ static void print_duration(long long s)
 
 static int ctl_status(struct ctl *ctl, int argc, char **argv)
 {
-	json_t *reply, *services, *s;
+	json_t *reply, *services, *s, *cache;
 	size_t i;
 	int ret;
 
@@ -297,10 +297,17 @@ static int ctl_status(struct ctl *ctl, int argc, char **argv)
 	       json_string_value(json_object_get(reply, "version")),
 	       (long long)json_integer_value(json_object_get(reply, "pid")));
 	print_duration((long long)json_integer_value(json_object_get(reply, "uptime")));
-	printf("\nhost name:   %s\nconnections: %lld\nqueue:       %lld messages\nservices:\n",
+	printf("\nhost name:   %s\nconnections: %lld\nqueue:       %lld messages\n",
 	       json_string_value(json_object_get(reply, "hostname")),
 	       (long long)json_integer_value(json_object_get(reply, "connections")),
 	       (long long)json_integer_value(json_object_get(reply, "queue")));
+	cache = json_object_get(reply, "auth_cache");
+	if (cache != NULL)
+		printf("auth cache:  %lld users, %lld hits, %lld misses\n",
+		       (long long)json_integer_value(json_object_get(cache, "entries")),
+		       (long long)json_integer_value(json_object_get(cache, "hits")),
+		       (long long)json_integer_value(json_object_get(cache, "misses")));
+	printf("services:\n");
 	services = json_object_get(reply, "services");
 	json_array_foreach(services, i, s) {
 		printf("  %-11s %-16s %5lld  tls=%-8s %s\n",

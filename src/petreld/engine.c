@@ -26,6 +26,7 @@
 
 #include "admin/admin.h"
 #include "auth/auth.h"
+#include "auth/auth_cache.h"
 #include "auth/sasl.h"
 #include "core/cfg.h"
 #include "core/control.h"
@@ -301,6 +302,10 @@ static int engine_reload(void *context, char **error_r, char **warnings_r)
 	cfg_set_current(cfg_ref(cfg));
 	directory_set_current(dir);
 	dir = NULL;
+	/* Stored hashes are inside the cache's MACs, so a changed one misses
+	 * anyway; forgetting everything on reload is the belt to those braces
+	 * (docs/authentication.md, Credential cache). */
+	auth_cache_flush_shared();
 	if (tls != NULL)
 		tls_set_current(tls);
 	tls = NULL;
@@ -379,6 +384,7 @@ static void engine_status(void *context, json_t *obj)
 {
 	struct engine *e = context;
 	struct cfg *cfg = cfg_current();
+	struct auth_cache_stats cache;
 
 	json_object_set_new(obj, "version", json_string(PETREL_VERSION));
 	json_object_set_new(obj, "pid", json_integer(getpid()));
@@ -389,6 +395,10 @@ static void engine_status(void *context, json_t *obj)
 			    json_integer(e->queue != NULL ? (json_int_t)queue_count(e->queue) : 0));
 	json_object_set_new(obj, "workers_busy", json_integer((json_int_t)worker_pool_pending(e->workers)));
 	json_object_set_new(obj, "services", net_status_json(e->net, cfg));
+	auth_cache_shared_stats(&cache);
+	json_object_set_new(obj, "auth_cache",
+			    json_pack("{s:I,s:I,s:I}", "hits", (json_int_t)cache.hits, "misses",
+				      (json_int_t)cache.misses, "entries", (json_int_t)cache.entries));
 	cfg_unref(&cfg);
 }
 
