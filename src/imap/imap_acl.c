@@ -31,8 +31,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/cfg.h"
 #include "core/log.h"
 #include "directory/directory.h"
+#include "store/store_quota_warn.h"
 
 /* Groups a user can be a member of, counted for one rights check. */
 #define IMAP_ACL_MAX_GROUPS 1000
@@ -226,6 +228,11 @@ enum store_status imap_acl_resolve(struct imap_user *u, const char *name, struct
 			t->owner_id = xstrdup(du->address);
 			st = store_user_open(imap_store(), at + 1, local, &t->owner, error_r);
 			free(local);
+			/* the owner's quota applies to what others put into
+			 * the owner's folders (the handle may be fresh) */
+			if (st == STORE_OK)
+				store_user_set_quota(t->owner, du->quota_storage,
+						     du->quota_messages);
 			if (strcasecmp(du->address, u->identity) == 0)
 				t->ns = IMAP_NS_PERSONAL;  /* one's own, by the long way */
 		}
@@ -264,6 +271,30 @@ enum store_status imap_acl_need(const struct imap_target *t, uint32_t need, cons
 	return STORE_OK;
 }
 
+enum store_status imap_acl_open_target(struct imap_user *u, const char *name, uint32_t need,
+				       struct imap_target *t, struct store_folder **folder_r,
+				       const char **error_r)
+{
+	enum store_status st;
+
+	st = imap_acl_resolve(u, name, t, error_r);
+	if (st != STORE_OK)
+		return st;
+	if (t->ns == IMAP_NS_PERSONAL)
+		st = STORE_OK;  /* the store says whether it exists */
+	else
+		st = imap_acl_need(t, need, error_r);
+	if (st == STORE_OK)
+		st = store_folder_open(t->owner, t->folder, folder_r, error_r);
+	if (st != STORE_OK) {
+		uint32_t rights = t->rights;
+
+		imap_target_free(t);
+		t->rights = rights;
+	}
+	return st;
+}
+
 enum store_status imap_acl_open(struct imap_user *u, const char *name, uint32_t need,
 				struct store_folder **folder_r, uint32_t *rights_r,
 				const char **error_r)
@@ -271,19 +302,30 @@ enum store_status imap_acl_open(struct imap_user *u, const char *name, uint32_t 
 	struct imap_target t;
 	enum store_status st;
 
-	st = imap_acl_resolve(u, name, &t, error_r);
-	if (st != STORE_OK)
-		return st;
-	if (t.ns == IMAP_NS_PERSONAL)
-		st = STORE_OK;  /* the store says whether it exists */
-	else
-		st = imap_acl_need(&t, need, error_r);
-	if (st == STORE_OK)
-		st = store_folder_open(t.owner, t.folder, folder_r, error_r);
+	st = imap_acl_open_target(u, name, need, &t, folder_r, error_r);
 	if (rights_r != NULL)
 		*rights_r = t.rights;
-	imap_target_free(&t);
+	if (st == STORE_OK)
+		imap_target_free(&t);
 	return st;
+}
+
+/* ---- quota ---- */
+
+void imap_acl_quota_warn(const struct imap_target *t, const struct store_quota *after,
+			 uint64_t added_bytes, uint64_t added_messages)
+{
+	struct cfg *cfg;
+
+	/* public folders have no quota and nobody to warn */
+	if (t->owner_id == NULL || (after->max_bytes == 0 && after->max_messages == 0))
+		return;
+	cfg = cfg_current();
+	if (cfg == NULL)
+		return;
+	(void)store_quota_warn(t->owner, t->owner_id, after, added_bytes, added_messages,
+			       (unsigned)cfg->s.queue_quota_warning_percent, cfg->s.server_hostname);
+	cfg_unref(&cfg);
 }
 
 /* ---- LIST: the folders of others ---- */

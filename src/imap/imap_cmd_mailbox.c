@@ -1292,10 +1292,11 @@ static void append_run(struct imap_job *job)
 	struct append_data *d = job->data;
 	struct store_folder *f;
 	struct store_message msg;
+	struct imap_target t;
 	const char *error;
 	enum store_status st;
 
-	st = imap_acl_open(job->user, d->name, STORE_ACL_I, &f, NULL, &error);
+	st = imap_acl_open_target(job->user, d->name, STORE_ACL_I, &t, &f, &error);
 	if (st != STORE_OK) {
 		imap_job_fail(job, st, error);
 		return;
@@ -1305,8 +1306,23 @@ static void append_run(struct imap_job *job)
 	msg.len = d->len;
 	msg.internal_date = d->date;
 	msg.tz = d->tz;
-	st = store_deliver(f, &msg, d->flags, d->keywords, &d->uidvalidity, &d->uid, &error);
-	store_folder_close(&f);
+	{
+		/* one recipient of store_deliver_many: it tells the usage the
+		 * append left, counted under the store's lock, so exactly one
+		 * append crosses the warning line */
+		struct store_rcpt r = { .folder = f, .flags = d->flags,
+					.keywords = (const char *const *)d->keywords };
+
+		store_deliver_many(&msg, &r, 1);
+		st = r.status;
+		error = r.error;
+		d->uidvalidity = r.uidvalidity;
+		d->uid = r.uid;
+		store_folder_close(&f);
+		if (st == STORE_OK)
+			imap_acl_quota_warn(&t, &r.quota, msg.len, 1);
+	}
+	imap_target_free(&t);
 	if (st != STORE_OK)
 		imap_job_fail(job, st, error);
 }
