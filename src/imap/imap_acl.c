@@ -70,21 +70,19 @@ static void who_load(const char *identity, struct acl_who *w)
 
 		w->admin = du != NULL && du->admin;
 	}
-	for (size_t d = 0; d < dir->domain_count; d++) {
-		const struct dir_domain *dom = dir->domains[d];
+	{
+		/* the user's groups, nested ones included (directory_groups.c) */
+		struct cfg *cfg = cfg_current();
+		unsigned depth = cfg != NULL ? (unsigned)cfg->s.directory_max_group_depth : 1;
+		const char **groups;
+		size_t n = directory_user_groups(dir, identity, depth, IMAP_ACL_MAX_GROUPS, &groups);
 
-		for (size_t g = 0; g < dom->group_count && w->ngroups < IMAP_ACL_MAX_GROUPS; g++) {
-			const struct dir_group *grp = dom->groups[g];
-
-			for (size_t m = 0; m < grp->members.count; m++) {
-				if (strcasecmp(grp->members.items[m], identity) == 0) {
-					w->groups = xreallocarray(w->groups, w->ngroups + 1,
-								  sizeof(*w->groups));
-					w->groups[w->ngroups++] = xstrdup(grp->address);
-					break;
-				}
-			}
-		}
+		cfg_unref(&cfg);
+		w->groups = xcalloc(n + 1, sizeof(*w->groups));
+		for (size_t i = 0; i < n; i++)
+			w->groups[i] = xstrdup(groups[i]);
+		w->ngroups = n;
+		free(groups);
 	}
 	directory_unref(&dir);
 }
