@@ -687,5 +687,8 @@ void directory_writer_unlock(void);
  * reference and drops the previous snapshot's. */
 struct directory *directory_current(void);
 void directory_set_current(struct directory *dir);
+/* A counter raised by every directory_set_current: what was computed
+ * from the directory (a user's groups) is stale once it differs. */
+uint64_t directory_generation(void);
 
 #endif

@@ -64,6 +64,13 @@ enum store_status imap_acl_open_target(struct imap_user *u, const char *name, ui
  * change crossed the line. */
 void imap_acl_quota_warn(const struct imap_target *t, const struct store_quota *after,
 			 uint64_t added_bytes, uint64_t added_messages);
+/* For GETQUOTA of the quota root "Other Users/<owner>": the owner's store
+ * handle (a new reference, quota from users.cfg) when u is the owner or
+ * has a right on at least one of the owner's folders; else
+ * STORE_E_NOTFOUND, as for an unknown owner. */
+enum store_status imap_acl_owner_open(struct imap_user *u, const char *owner,
+				      struct store_user **owner_r, const char **error_r)
+	PETREL_MUST_CHECK;
 /* The other users' folders (under "Other Users/<address>/") and the
  * domain's public folders (under "Public Folders/") on which u has "l",
  * with the namespace levels as non-existent (\Noselect) entries.  Free
