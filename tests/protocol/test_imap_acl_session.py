@@ -213,6 +213,11 @@ def test_getquotaroot_on_shared_folder(petrel):
     typ, seen = c.getquota(q(root))
     typ2, unseen = c.getquota(q("Other Users/nobody@%s" % D))
     assert typ == typ2 == "NO" and seen == unseen, (seen, unseen)
+    # malformed roots: the same NO, and the server stays up
+    for root in ("Other Users/", "Other Users", "Other Users/dave@%s/Team" % D,
+                 "Other Users/../../etc", "Other Users/" + "x" * 2000, "other users/dave@" + D):
+        typ, data = m.getquota(q(root))
+        assert typ == "NO" and "NONEXISTENT" in str(data), (root, data)
     # bob's own quota root is still "" (no quota: no root)
     typ, data = m.getquotaroot("INBOX")
     assert typ == "OK" and data[0] == [b'"INBOX"'], data
