@@ -156,6 +156,20 @@ static void test_deep_chain(void **state)
 	buf_deinit(&text);
 }
 
+/* The generation moves with every new current snapshot: rights computed
+ * from the old one (a user's groups) are known to be stale. */
+static void test_generation(void **state)
+{
+	uint64_t g0 = directory_generation();
+
+	(void)state;
+	directory_set_current(parse(world));
+	assert_true(directory_generation() > g0);
+	g0 = directory_generation();
+	directory_set_current(NULL);
+	assert_true(directory_generation() > g0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +178,7 @@ int main(void)
 		cmocka_unit_test(test_cycles),
 		cmocka_unit_test(test_nobody),
 		cmocka_unit_test(test_deep_chain),
+		cmocka_unit_test(test_generation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
