@@ -503,11 +503,14 @@ void imap_acl_list_shared(struct imap_user *u, struct store_folder_info **list_r
  *     untagged OK [READ-ONLY] or [READ-WRITE] (RFC 3501 7.1);
  *   - the flags the user may change differ: OK [PERMANENTFLAGS].
  * The command that follows runs with the new rights: STORE, EXPUNGE,
- * COPY/MOVE out answer NO [NOPERM] for a right that is gone.
+ * COPY/MOVE out answer NO [NOPERM] for a right that is gone.  In IDLE the
+ * same check runs before the store's changes are told and at each
+ * keepalive, so nothing of the folder reaches a user who lost "r".
  */
 
 struct refresh_data {
 	char *name;
+	bool idle;                /* started during IDLE: back to IDLE after */
 	uint64_t sel_gen;
 	uint64_t acl_gen, dir_gen;
 	uint32_t rights;          /* 0: no right, or the folder is gone */
@@ -545,25 +548,25 @@ static void refresh_run(struct imap_job *job)
 	}
 }
 
-static void refresh_done(struct imap_session *s, struct imap_job *job)
+/* Applies the new rights; false when the session is closing. */
+static bool refresh_apply(struct imap_session *s, const struct refresh_data *d)
 {
-	struct refresh_data *d = job->data;
 	struct imap_selected *sel = s->sel;
 	bool was_readonly;
 	struct buf before, after;
 
 	if (sel == NULL || sel->gen != d->sel_gen)
-		return;  /* another selection since: it has its own rights */
+		return true;  /* another selection since: it has its own rights */
 	sel->acl_gen = d->acl_gen;
 	sel->dir_gen = d->dir_gen;
 	if ((d->rights & STORE_ACL_R) == 0) {
 		log_info(IMAP_LOG, "conn=%llu user=%s read right on the selected mailbox revoked: closing",
 			 (unsigned long long)s->conn->id, s->identity);
 		imap_close_with(s, "Access to the selected mailbox was revoked");
-		return;
+		return false;
 	}
 	if (d->rights == sel->rights)
-		return;
+		return true;
 	buf_init(&before, SIZE_MAX / 4);
 	buf_init(&after, SIZE_MAX / 4);
 	imap_put_permanentflags(sel, &before);
@@ -578,6 +581,25 @@ static void refresh_done(struct imap_session *s, struct imap_job *job)
 		imap_write(s, after.data, after.len);
 	buf_deinit(&before);
 	buf_deinit(&after);
+	return true;
+}
+
+static void refresh_done(struct imap_session *s, struct imap_job *job)
+{
+	struct refresh_data *d = job->data;
+
+	if (d->idle)
+		s->syncing = false;
+	if (!refresh_apply(s, d) || !d->idle)
+		return;
+	/* as after an IDLE flag sync (imap_session.c): back to IDLE, tell
+	 * what the store notified meanwhile, then a DONE that came */
+	if (s->mode == IMAP_MODE_COMMAND && s->idle_tag != NULL)
+		s->mode = IMAP_MODE_IDLE;
+	if (s->mode == IMAP_MODE_IDLE && s->sel != NULL && imap_sync_pending(s))
+		imap_sync(s, true, NULL);
+	if (s->mode == IMAP_MODE_IDLE)
+		imap_process_input(s);
 }
 
 void imap_acl_rights_refresh(struct imap_session *s)
@@ -587,13 +609,18 @@ void imap_acl_rights_refresh(struct imap_session *s)
 
 	d->name = xstrdup(s->sel->name);
 	d->sel_gen = s->sel->gen;
+	d->idle = s->mode == IMAP_MODE_IDLE;
 	job = imap_job_new(s, refresh_run, refresh_done);
 	job->cleanup = refresh_cleanup;
 	job->data = d;
+	if (d->idle)
+		s->syncing = true;  /* no IDLE sync meanwhile */
 	imap_job_submit(s, job);
 	/* a refused job leaves stale rights: do not go on with them */
-	if (s->mode != IMAP_MODE_BUSY)
+	if (s->mode != IMAP_MODE_BUSY) {
+		s->syncing = false;
 		imap_close_with(s, "Server busy, try again later");
+	}
 }
 
 /* ---- the ACL commands ---- */

@@ -1548,6 +1548,12 @@ void imap_sync(struct imap_session *s, bool allow_expunge, imap_then_fn *then)
 
 static void idle_sync(struct imap_session *s)
 {
+	/* nothing of a shared folder before its rights are known again:
+	 * the refresh tells what is pending when it is done (imap_acl.c) */
+	if (imap_acl_rights_stale(s)) {
+		imap_acl_rights_refresh(s);
+		return;
+	}
 	imap_sync(s, true, NULL);
 }
 

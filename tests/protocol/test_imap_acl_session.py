@@ -295,3 +295,44 @@ def test_append_to_shared_folder_warns_owner(petrel):
     typ, data = m.append(drop, None, None, message("b4", to=CAROL))
     assert typ == "NO" and b"[OVERQUOTA]" in text(data), data
     m.logout()
+
+
+def test_idle_session_loses_read_right(petrel):
+    add_user(petrel, BOB, BOB_PW)
+    a = owner_with_folder(petrel)
+    a.ok("SETACL Projects %s lrsw" % BOB)
+    b = imap_login(petrel.port("imap"), BOB, BOB_PW)
+    b.ok("SELECT %s" % quote(OTHER + "/Projects"))
+    b.send("i IDLE\r\n")
+    assert b.readline() == b"+ idling\r\n"
+    # a change of rights alone shows in IDLE at the next store change
+    a.ok("SETACL Projects %s lr" % BOB)
+    append(a, "Projects", message("still visible"))
+    lines = [b.readline() for _ in range(3)]
+    assert lines[0] == b"* OK [READ-ONLY] Rights changed\r\n", lines
+    assert lines[1].startswith(b"* OK [PERMANENTFLAGS ()]"), lines
+    assert lines[2] == b"* 4 EXISTS\r\n", lines
+    # "r" taken away, then a new message: BYE, and nothing about it
+    a.ok("SETACL Projects %s l" % BOB)
+    append(a, "Projects", message("secret"))
+    rest = b.read_eof()
+    assert rest.startswith(b"* BYE "), rest
+    assert b"EXISTS" not in rest, rest
+
+
+def test_idle_keepalive_notices_revoke(petrel):
+    set_setting(petrel, "imap", "idle-keepalive", "1s")
+    assert petrel.ctl("reload").returncode == 0
+    add_user(petrel, BOB, BOB_PW)
+    a = owner_with_folder(petrel)
+    a.ok("SETACL Projects %s lr" % BOB)
+    b = imap_login(petrel.port("imap"), BOB, BOB_PW)
+    b.ok("EXAMINE %s" % quote(OTHER + "/Projects"))
+    b.send("i IDLE\r\n")
+    assert b.readline() == b"+ idling\r\n"
+    t0 = time.time()
+    a.ok("DELETEACL Projects %s" % BOB)
+    rest = b.read_eof()
+    assert b"* BYE Access to the selected mailbox was revoked\r\n" in rest, rest
+    assert time.time() - t0 < 10
+    assert_imap_alive(petrel)
