@@ -261,6 +261,15 @@ const struct dir_alias *directory_find_alias(const struct directory *dir, const 
 const struct dir_group *directory_find_group(const struct directory *dir, const char *address);
 const struct dir_list *directory_find_list(const struct directory *dir, const char *address);
 
+/* The groups identity is a member of, directly or through groups that
+ * are members of other groups (directory_groups.c): at most max_depth
+ * levels (1 = direct membership only) and max_groups groups, each group
+ * once (cycles end).  Returns the count; *groups_r (caller frees the
+ * array, not the strings) points at the groups' addresses, borrowed from
+ * dir.  Direct groups come first. */
+size_t directory_user_groups(const struct directory *dir, const char *identity,
+			     unsigned max_depth, size_t max_groups, const char ***groups_r);
+
 /* The user's secret for mechanism (case-insensitive), or NULL. */
 const struct dir_secret *directory_user_secret(const struct dir_user *user, const char *mechanism);
 
@@ -678,5 +687,8 @@ void directory_writer_unlock(void);
  * reference and drops the previous snapshot's. */
 struct directory *directory_current(void);
 void directory_set_current(struct directory *dir);
+/* A counter raised by every directory_set_current: what was computed
+ * from the directory (a user's groups) is stale once it differs. */
+uint64_t directory_generation(void);
 
 #endif

@@ -2,9 +2,12 @@
 #include "directory/directory.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct directory *current;
+/* Raised by every directory_set_current (reload, petrelctl changes). */
+static _Atomic uint64_t generation = 1;
 static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void directory_writer_lock(void)
@@ -34,6 +37,12 @@ void directory_set_current(struct directory *dir)
 	pthread_mutex_lock(&current_lock);
 	old = current;
 	current = dir;
+	atomic_fetch_add_explicit(&generation, 1, memory_order_acq_rel);
 	pthread_mutex_unlock(&current_lock);
 	directory_unref(&old);
+}
+
+uint64_t directory_generation(void)
+{
+	return atomic_load_explicit(&generation, memory_order_acquire);
 }

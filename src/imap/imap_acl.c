@@ -31,8 +31,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/cfg.h"
 #include "core/log.h"
 #include "directory/directory.h"
+#include "store/store_quota_warn.h"
 
 /* Groups a user can be a member of, counted for one rights check. */
 #define IMAP_ACL_MAX_GROUPS 1000
@@ -68,21 +70,19 @@ static void who_load(const char *identity, struct acl_who *w)
 
 		w->admin = du != NULL && du->admin;
 	}
-	for (size_t d = 0; d < dir->domain_count; d++) {
-		const struct dir_domain *dom = dir->domains[d];
+	{
+		/* the user's groups, nested ones included (directory_groups.c) */
+		struct cfg *cfg = cfg_current();
+		unsigned depth = cfg != NULL ? (unsigned)cfg->s.directory_max_group_depth : 1;
+		const char **groups;
+		size_t n = directory_user_groups(dir, identity, depth, IMAP_ACL_MAX_GROUPS, &groups);
 
-		for (size_t g = 0; g < dom->group_count && w->ngroups < IMAP_ACL_MAX_GROUPS; g++) {
-			const struct dir_group *grp = dom->groups[g];
-
-			for (size_t m = 0; m < grp->members.count; m++) {
-				if (strcasecmp(grp->members.items[m], identity) == 0) {
-					w->groups = xreallocarray(w->groups, w->ngroups + 1,
-								  sizeof(*w->groups));
-					w->groups[w->ngroups++] = xstrdup(grp->address);
-					break;
-				}
-			}
-		}
+		cfg_unref(&cfg);
+		w->groups = xcalloc(n + 1, sizeof(*w->groups));
+		for (size_t i = 0; i < n; i++)
+			w->groups[i] = xstrdup(groups[i]);
+		w->ngroups = n;
+		free(groups);
 	}
 	directory_unref(&dir);
 }
@@ -226,6 +226,11 @@ enum store_status imap_acl_resolve(struct imap_user *u, const char *name, struct
 			t->owner_id = xstrdup(du->address);
 			st = store_user_open(imap_store(), at + 1, local, &t->owner, error_r);
 			free(local);
+			/* the owner's quota applies to what others put into
+			 * the owner's folders (the handle may be fresh) */
+			if (st == STORE_OK)
+				store_user_set_quota(t->owner, du->quota_storage,
+						     du->quota_messages);
 			if (strcasecmp(du->address, u->identity) == 0)
 				t->ns = IMAP_NS_PERSONAL;  /* one's own, by the long way */
 		}
@@ -264,6 +269,30 @@ enum store_status imap_acl_need(const struct imap_target *t, uint32_t need, cons
 	return STORE_OK;
 }
 
+enum store_status imap_acl_open_target(struct imap_user *u, const char *name, uint32_t need,
+				       struct imap_target *t, struct store_folder **folder_r,
+				       const char **error_r)
+{
+	enum store_status st;
+
+	st = imap_acl_resolve(u, name, t, error_r);
+	if (st != STORE_OK)
+		return st;
+	if (t->ns == IMAP_NS_PERSONAL)
+		st = STORE_OK;  /* the store says whether it exists */
+	else
+		st = imap_acl_need(t, need, error_r);
+	if (st == STORE_OK)
+		st = store_folder_open(t->owner, t->folder, folder_r, error_r);
+	if (st != STORE_OK) {
+		uint32_t rights = t->rights;
+
+		imap_target_free(t);
+		t->rights = rights;
+	}
+	return st;
+}
+
 enum store_status imap_acl_open(struct imap_user *u, const char *name, uint32_t need,
 				struct store_folder **folder_r, uint32_t *rights_r,
 				const char **error_r)
@@ -271,18 +300,90 @@ enum store_status imap_acl_open(struct imap_user *u, const char *name, uint32_t 
 	struct imap_target t;
 	enum store_status st;
 
-	st = imap_acl_resolve(u, name, &t, error_r);
-	if (st != STORE_OK)
-		return st;
-	if (t.ns == IMAP_NS_PERSONAL)
-		st = STORE_OK;  /* the store says whether it exists */
-	else
-		st = imap_acl_need(&t, need, error_r);
-	if (st == STORE_OK)
-		st = store_folder_open(t.owner, t.folder, folder_r, error_r);
+	st = imap_acl_open_target(u, name, need, &t, folder_r, error_r);
 	if (rights_r != NULL)
 		*rights_r = t.rights;
-	imap_target_free(&t);
+	if (st == STORE_OK)
+		imap_target_free(&t);
+	return st;
+}
+
+/* ---- quota ---- */
+
+void imap_acl_quota_warn(const struct imap_target *t, const struct store_quota *after,
+			 uint64_t added_bytes, uint64_t added_messages)
+{
+	struct cfg *cfg;
+
+	/* public folders have no quota and nobody to warn */
+	if (t->owner_id == NULL || (after->max_bytes == 0 && after->max_messages == 0))
+		return;
+	cfg = cfg_current();
+	if (cfg == NULL)
+		return;
+	(void)store_quota_warn(t->owner, t->owner_id, after, added_bytes, added_messages,
+			       (unsigned)cfg->s.queue_quota_warning_percent, cfg->s.server_hostname);
+	cfg_unref(&cfg);
+}
+
+enum store_status imap_acl_owner_open(struct imap_user *u, const char *owner,
+				      struct store_user **owner_r, const char **error_r)
+{
+	struct directory *dir = directory_current();
+	const struct dir_user *du = dir != NULL ? directory_find_user(dir, owner) : NULL;
+	const char *at = du != NULL ? strrchr(du->address, '@') : NULL;
+	struct store_folder_info *list = NULL;
+	size_t count = 0;
+	enum store_status st;
+	struct imap_target t;
+	struct acl_who w;
+	bool seen = false;
+
+	*owner_r = NULL;
+	if (at == NULL || strchr(owner, '@') == NULL) {
+		directory_unref(&dir);
+		*error_r = "no such quota root";
+		return STORE_E_NOTFOUND;
+	}
+	memset(&t, 0, sizeof(t));
+	t.ns = IMAP_NS_OTHER_USERS;
+	{
+		char *local = xstrndup(du->address, (size_t)(at - du->address));
+
+		st = store_user_open(imap_store(), at + 1, local, &t.owner, error_r);
+		free(local);
+	}
+	if (st == STORE_OK) {
+		store_user_set_quota(t.owner, du->quota_storage, du->quota_messages);
+		if (strcasecmp(du->address, u->identity) == 0)
+			seen = true;  /* one's own */
+		else
+			st = store_folder_list(t.owner, &list, &count, error_r);
+	}
+	directory_unref(&dir);
+	if (st == STORE_OK && !seen) {
+		/* any right on any of the owner's folders (RFC 4314 6: the
+		 * answer must not tell that a mailbox one cannot see exists) */
+		who_load(u->identity, &w);
+		for (size_t i = 0; i < count && !seen; i++) {
+			uint32_t rights = 0;
+			const char *error;
+
+			seen = list[i].exists &&
+			       folder_rights(&t, &w, list[i].name, &rights, &error) == STORE_OK &&
+			       rights != 0;
+		}
+		who_free(&w);
+		store_folder_list_free(&list, count);
+	}
+	if (st == STORE_OK && !seen) {
+		*error_r = "no such quota root";
+		st = STORE_E_NOTFOUND;
+	}
+	if (st == STORE_OK)
+		*owner_r = t.owner;
+	else if (t.owner != NULL)
+		store_user_unref(&t.owner);
 	return st;
 }
 
@@ -384,6 +485,142 @@ void imap_acl_list_shared(struct imap_user *u, struct store_folder_info **list_r
 	who_free(&w);
 	*list_r = out;
 	*count_r = n;
+}
+
+/* ---- rights of the selected folder during a session ----
+ *
+ * RFC 4314 5.1.1 lets a server keep the rights of SELECT until the next
+ * SELECT; we do not: a revoked right must stop working at once.  Every
+ * ACL change raises store_acl_generation() and every users.cfg change
+ * directory_generation(); before reading a new command, a session on a
+ * shared folder whose rights were computed under older values computes
+ * them again (one ACL read, on a worker) and tells the client:
+ *   - no "r" any more (or the folder is gone from the user's view):
+ *     untagged BYE and the connection closes (RFC 4314 5.1.1 allows it;
+ *     the other choice, NO to every command until the folder is closed,
+ *     is handled badly by most clients);
+ *   - read-write became read-only or back (SELECT, not EXAMINE): an
+ *     untagged OK [READ-ONLY] or [READ-WRITE] (RFC 3501 7.1);
+ *   - the flags the user may change differ: OK [PERMANENTFLAGS].
+ * The command that follows runs with the new rights: STORE, EXPUNGE,
+ * COPY/MOVE out answer NO [NOPERM] for a right that is gone.  In IDLE the
+ * same check runs before the store's changes are told and at each
+ * keepalive, so nothing of the folder reaches a user who lost "r".
+ */
+
+struct refresh_data {
+	char *name;
+	bool idle;                /* started during IDLE: back to IDLE after */
+	uint64_t sel_gen;
+	uint64_t acl_gen, dir_gen;
+	uint32_t rights;          /* 0: no right, or the folder is gone */
+};
+
+static void refresh_cleanup(struct imap_job *job)
+{
+	struct refresh_data *d = job->data;
+
+	free(d->name);
+	free(d);
+}
+
+bool imap_acl_rights_stale(const struct imap_session *s)
+{
+	const struct imap_selected *sel = s->sel;
+
+	return s->state == IMAP_STATE_SELECTED && sel != NULL && sel->shared &&
+	       (sel->acl_gen != store_acl_generation() || sel->dir_gen != directory_generation());
+}
+
+static void refresh_run(struct imap_job *job)
+{
+	struct refresh_data *d = job->data;
+	struct imap_target t;
+	const char *error;
+
+	d->acl_gen = store_acl_generation();
+	d->dir_gen = directory_generation();
+	d->rights = 0;
+	/* a failure (a damaged #acl) grants nothing: fail closed */
+	if (imap_acl_resolve(job->user, d->name, &t, &error) == STORE_OK) {
+		d->rights = t.exists ? t.rights : 0;
+		imap_target_free(&t);
+	}
+}
+
+/* Applies the new rights; false when the session is closing. */
+static bool refresh_apply(struct imap_session *s, const struct refresh_data *d)
+{
+	struct imap_selected *sel = s->sel;
+	bool was_readonly;
+	struct buf before, after;
+
+	if (sel == NULL || sel->gen != d->sel_gen)
+		return true;  /* another selection since: it has its own rights */
+	sel->acl_gen = d->acl_gen;
+	sel->dir_gen = d->dir_gen;
+	if ((d->rights & STORE_ACL_R) == 0) {
+		log_info(IMAP_LOG, "conn=%llu user=%s read right on the selected mailbox revoked: closing",
+			 (unsigned long long)s->conn->id, s->identity);
+		imap_close_with(s, "Access to the selected mailbox was revoked");
+		return false;
+	}
+	if (d->rights == sel->rights)
+		return true;
+	buf_init(&before, SIZE_MAX / 4);
+	buf_init(&after, SIZE_MAX / 4);
+	imap_put_permanentflags(sel, &before);
+	was_readonly = sel->readonly;
+	sel->rights = d->rights;
+	if (!sel->examined)
+		sel->readonly = (d->rights & (STORE_ACL_S | STORE_ACL_W | STORE_ACL_T | STORE_ACL_E)) == 0;
+	if (sel->readonly != was_readonly)
+		imap_printf(s, "* OK [%s] Rights changed\r\n", sel->readonly ? "READ-ONLY" : "READ-WRITE");
+	imap_put_permanentflags(sel, &after);
+	if (before.len != after.len || memcmp(before.data, after.data, after.len) != 0)
+		imap_write(s, after.data, after.len);
+	buf_deinit(&before);
+	buf_deinit(&after);
+	return true;
+}
+
+static void refresh_done(struct imap_session *s, struct imap_job *job)
+{
+	struct refresh_data *d = job->data;
+
+	if (d->idle)
+		s->syncing = false;
+	if (!refresh_apply(s, d) || !d->idle)
+		return;
+	/* as after an IDLE flag sync (imap_session.c): back to IDLE, tell
+	 * what the store notified meanwhile, then a DONE that came */
+	if (s->mode == IMAP_MODE_COMMAND && s->idle_tag != NULL)
+		s->mode = IMAP_MODE_IDLE;
+	if (s->mode == IMAP_MODE_IDLE && s->sel != NULL && imap_sync_pending(s))
+		imap_sync(s, true, NULL);
+	if (s->mode == IMAP_MODE_IDLE)
+		imap_process_input(s);
+}
+
+void imap_acl_rights_refresh(struct imap_session *s)
+{
+	struct refresh_data *d = xcalloc(1, sizeof(*d));
+	struct imap_job *job;
+
+	d->name = xstrdup(s->sel->name);
+	d->sel_gen = s->sel->gen;
+	d->idle = s->mode == IMAP_MODE_IDLE;
+	job = imap_job_new(s, refresh_run, refresh_done);
+	job->cleanup = refresh_cleanup;
+	job->data = d;
+	if (d->idle)
+		s->syncing = true;  /* no IDLE sync meanwhile */
+	imap_job_submit(s, job);
+	/* a refused job leaves stale rights: do not go on with them */
+	if (s->mode != IMAP_MODE_BUSY) {
+		s->syncing = false;
+		imap_close_with(s, "Server busy, try again later");
+	}
 }
 
 /* ---- the ACL commands ---- */

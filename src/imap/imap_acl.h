@@ -53,6 +53,24 @@ enum store_status imap_acl_need(const struct imap_target *t, uint32_t need, cons
 enum store_status imap_acl_open(struct imap_user *u, const char *name, uint32_t need,
 				struct store_folder **folder_r, uint32_t *rights_r,
 				const char **error_r) PETREL_MUST_CHECK;
+/* imap_acl_open, keeping the target (*t, freed by the caller with
+ * imap_target_free when STORE_OK; on failure only t->rights is set). */
+enum store_status imap_acl_open_target(struct imap_user *u, const char *name, uint32_t need,
+				       struct imap_target *t, struct store_folder **folder_r,
+				       const char **error_r) PETREL_MUST_CHECK;
+/* After an APPEND, COPY or MOVE into t's folder that added added_bytes
+ * and added_messages to its owner's usage and left it at *after: the
+ * quota warning (store_quota_warn, queue/quota-warning-percent), when the
+ * change crossed the line. */
+void imap_acl_quota_warn(const struct imap_target *t, const struct store_quota *after,
+			 uint64_t added_bytes, uint64_t added_messages);
+/* For GETQUOTA of the quota root "Other Users/<owner>": the owner's store
+ * handle (a new reference, quota from users.cfg) when u is the owner or
+ * has a right on at least one of the owner's folders; else
+ * STORE_E_NOTFOUND, as for an unknown owner. */
+enum store_status imap_acl_owner_open(struct imap_user *u, const char *owner,
+				      struct store_user **owner_r, const char **error_r)
+	PETREL_MUST_CHECK;
 /* The other users' folders (under "Other Users/<address>/") and the
  * domain's public folders (under "Public Folders/") on which u has "l",
  * with the namespace levels as non-existent (\Noselect) entries.  Free

@@ -231,6 +231,9 @@ void imap_idle_keepalive_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->mode == IMAP_MODE_IDLE || (s->mode == IMAP_MODE_BUSY && s->idle_tag != NULL))
 		imap_printf(s, "* OK Still here\r\n");
+	/* rights of a shared folder changed while nothing else happened */
+	if (s->mode == IMAP_MODE_IDLE && !s->syncing && imap_acl_rights_stale(s))
+		imap_acl_rights_refresh(s);
 }
 
 void imap_cmd_idle(struct imap_session *s, struct imap_args *args)

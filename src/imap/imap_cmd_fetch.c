@@ -921,21 +921,44 @@ static void copy_cleanup(struct imap_job *job)
 	free(d);
 }
 
+/* The usage of t's owner, or nothing (all zero) when it has no quota. */
+static void owner_usage(const struct imap_target *t, struct store_quota *q)
+{
+	const char *error;
+
+	if (t->owner_id == NULL || store_user_quota(t->owner, q, &error) != STORE_OK)
+		memset(q, 0, sizeof(*q));
+}
+
 static void copy_run(struct imap_job *job)
 {
 	struct copy_data *d = job->data;
 	struct store_uidset set = { d->ranges, d->count };
+	struct store_quota before, after;
 	struct store_folder *dst;
+	struct imap_target t;
 	const char *error;
 	enum store_status st;
 
-	st = imap_acl_open(job->user, d->name, STORE_ACL_I, &dst, NULL, &error);
+	st = imap_acl_open_target(job->user, d->name, STORE_ACL_I, &t, &dst, &error);
 	if (st != STORE_OK) {
 		imap_job_fail(job, st, error);
 		return;
 	}
+	/* the owner's usage around the copy, for the quota warning (a MOVE
+	 * inside one mailbox leaves it as it was) */
+	owner_usage(&t, &before);
 	st = store_copy(job->mbox->folder, dst, &set, d->move, &d->map, &error);
 	store_folder_close(&dst);
+	if (st == STORE_OK) {
+		owner_usage(&t, &after);
+		if (after.bytes > before.bytes || after.messages > before.messages)
+			imap_acl_quota_warn(&t, &after,
+					    after.bytes > before.bytes ? after.bytes - before.bytes : 0,
+					    after.messages > before.messages ?
+					    after.messages - before.messages : 0);
+	}
+	imap_target_free(&t);
 	if (st != STORE_OK)
 		imap_job_fail(job, st, error);
 }

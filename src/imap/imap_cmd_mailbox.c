@@ -20,6 +20,7 @@
 #include "core/str.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "directory/directory.h"
 
 /* ---- names ---- */
 
@@ -790,6 +791,9 @@ struct select_data {
 	char **keywords;
 	uint32_t recent_first, recent_last;
 	uint32_t rights;
+	bool shared;              /* another user's or a public folder */
+	bool examine;             /* EXAMINE: read-only whatever the rights */
+	uint64_t acl_gen, dir_gen;  /* when the rights were computed */
 };
 
 static void select_cleanup(struct imap_job *job)
@@ -880,12 +884,20 @@ static void select_run(struct imap_job *job)
 	const char *error;
 	size_t kwcount, count;
 	enum store_status st;
+	struct imap_target t;
 
-	st = imap_acl_open(job->user, d->name, STORE_ACL_R, &f, &d->rights, &error);
+	/* read before the rights: a change made meanwhile makes the session
+	 * compute them again before its next command */
+	d->acl_gen = store_acl_generation();
+	d->dir_gen = directory_generation();
+	st = imap_acl_open_target(job->user, d->name, STORE_ACL_R, &t, &f, &error);
 	if (st != STORE_OK) {
 		imap_job_fail(job, st, error);
 		return;
 	}
+	d->rights = t.rights;
+	d->shared = t.ns != IMAP_NS_PERSONAL;
+	imap_target_free(&t);
 	if ((d->rights & (STORE_ACL_S | STORE_ACL_W | STORE_ACL_T | STORE_ACL_E)) == 0) {
 		/* RFC 4314 4: nothing the user may change: read-only */
 		d->readonly = true;
@@ -922,6 +934,29 @@ static void select_run(struct imap_job *job)
 		select_qresync(job, d);
 }
 
+void imap_put_permanentflags(const struct imap_selected *sel, struct buf *line)
+{
+	if (buf_append_str(line, "* OK [PERMANENT") < 0)
+		panic("imap: buffer");
+	if (!sel->readonly) {
+		/* the flags the user's rights allow (RFC 4314 4) */
+		bool w = (sel->rights & STORE_ACL_W) != 0;
+		uint32_t mask = ((sel->rights & STORE_ACL_S) != 0 ? STORE_F_SEEN : 0) |
+				((sel->rights & STORE_ACL_T) != 0 ? STORE_F_DELETED : 0) |
+				(w ? STORE_F_ALL & ~(STORE_F_SEEN | STORE_F_DELETED) : 0);
+
+		imap_append_flags(line, mask, w ? ~(uint64_t)0 : 0, sel->keywords, false);
+		/* "\*": new keywords may be created */
+		buf_truncate(line, line->len - 1);
+		if (buf_append_str(line, w ? (mask != 0 ? " \\*)] Flags permitted\r\n" :
+					      "\\*)] Flags permitted\r\n") :
+				   ")] Flags permitted\r\n") < 0)
+			panic("imap: buffer");
+	} else if (buf_append_str(line, "FLAGS ()] Read-only mailbox\r\n") < 0) {
+		panic("imap: buffer");
+	}
+}
+
 static void select_done(struct imap_session *s, struct imap_job *job)
 {
 	struct select_data *d = job->data;
@@ -947,7 +982,11 @@ static void select_done(struct imap_session *s, struct imap_job *job)
 	sel->name = d->name;
 	d->name = NULL;
 	sel->readonly = d->readonly;
+	sel->examined = d->examine;
 	sel->rights = d->rights;
+	sel->shared = d->shared;
+	sel->acl_gen = d->acl_gen;
+	sel->dir_gen = d->dir_gen;
 	sel->uidvalidity = d->st.uidvalidity;
 	sel->uidnext = d->st.uidnext;
 	sel->highestmodseq = d->st.highestmodseq;
@@ -966,25 +1005,9 @@ static void select_done(struct imap_session *s, struct imap_job *job)
 	if (buf_append_str(&line, "* ") < 0)
 		panic("imap: buffer");
 	imap_append_flags(&line, STORE_F_ALL, ~(uint64_t)0, sel->keywords, false);
-	if (buf_append_str(&line, "\r\n* OK [PERMANENT") < 0)
+	if (buf_append_str(&line, "\r\n") < 0)
 		panic("imap: buffer");
-	if (!sel->readonly) {
-		/* the flags the user's rights allow (RFC 4314 4) */
-		bool w = (sel->rights & STORE_ACL_W) != 0;
-		uint32_t mask = ((sel->rights & STORE_ACL_S) != 0 ? STORE_F_SEEN : 0) |
-				((sel->rights & STORE_ACL_T) != 0 ? STORE_F_DELETED : 0) |
-				(w ? STORE_F_ALL & ~(STORE_F_SEEN | STORE_F_DELETED) : 0);
-
-		imap_append_flags(&line, mask, w ? ~(uint64_t)0 : 0, sel->keywords, false);
-		/* "\*": new keywords may be created */
-		buf_truncate(&line, line.len - 1);
-		if (buf_append_str(&line, w ? (mask != 0 ? " \\*)] Flags permitted\r\n" :
-					       "\\*)] Flags permitted\r\n") :
-				   ")] Flags permitted\r\n") < 0)
-			panic("imap: buffer");
-	} else if (buf_append_str(&line, "FLAGS ()] Read-only mailbox\r\n") < 0) {
-		panic("imap: buffer");
-	}
+	imap_put_permanentflags(sel, &line);
 	imap_write(s, line.data, line.len);
 	buf_deinit(&line);
 	imap_printf(s, "* %u EXISTS\r\n", sel->map->count);
@@ -1100,6 +1123,7 @@ static void select_common(struct imap_session *s, struct imap_args *args, bool r
 	}
 	d->name = name;
 	d->readonly = readonly;
+	d->examine = readonly;
 	d->gen = ++s->sel_gen;
 	d->claim_recent = !readonly && !s->rev2;
 	imap_selected_free(&s->next_sel);
@@ -1292,10 +1316,11 @@ static void append_run(struct imap_job *job)
 	struct append_data *d = job->data;
 	struct store_folder *f;
 	struct store_message msg;
+	struct imap_target t;
 	const char *error;
 	enum store_status st;
 
-	st = imap_acl_open(job->user, d->name, STORE_ACL_I, &f, NULL, &error);
+	st = imap_acl_open_target(job->user, d->name, STORE_ACL_I, &t, &f, &error);
 	if (st != STORE_OK) {
 		imap_job_fail(job, st, error);
 		return;
@@ -1305,8 +1330,23 @@ static void append_run(struct imap_job *job)
 	msg.len = d->len;
 	msg.internal_date = d->date;
 	msg.tz = d->tz;
-	st = store_deliver(f, &msg, d->flags, d->keywords, &d->uidvalidity, &d->uid, &error);
-	store_folder_close(&f);
+	{
+		/* one recipient of store_deliver_many: it tells the usage the
+		 * append left, counted under the store's lock, so exactly one
+		 * append crosses the warning line */
+		struct store_rcpt r = { .folder = f, .flags = d->flags,
+					.keywords = (const char *const *)d->keywords };
+
+		store_deliver_many(&msg, &r, 1);
+		st = r.status;
+		error = r.error;
+		d->uidvalidity = r.uidvalidity;
+		d->uid = r.uid;
+		store_folder_close(&f);
+		if (st == STORE_OK)
+			imap_acl_quota_warn(&t, &r.quota, msg.len, 1);
+	}
+	imap_target_free(&t);
 	if (st != STORE_OK)
 		imap_job_fail(job, st, error);
 }
@@ -1410,11 +1450,20 @@ bad:
 	imap_bad(s, "Usage: APPEND mailbox [(flags)] [\"date-time\"] literal");
 }
 
-/* ---- QUOTA (RFC 9208) ---- */
+/* ---- QUOTA (RFC 9208) ----
+ *
+ * One quota root per mailbox owner: "" for the user's own folders, and
+ * "Other Users/<owner's address>" for the folders another user shares
+ * (it is the owner's quota that an APPEND there fills).  Public folders
+ * have no quota root.  A non-owner sees a root's figures when he has a
+ * right on the folder asked for (GETQUOTAROOT) or on at least one folder
+ * of its owner (GETQUOTA); otherwise the answer is the one for a folder
+ * or a root that does not exist (RFC 4314 6).
+ */
 
 struct quota_data {
-	char *name;               /* GETQUOTAROOT's mailbox (client form kept for echo) */
-	char *root;
+	char *name;               /* GETQUOTAROOT's mailbox (store form) */
+	char *root;               /* the quota root (asked for, or found); NULL: none */
 	bool getroot;
 	struct store_quota q;
 };
@@ -1428,34 +1477,93 @@ static void quota_cleanup(struct imap_job *job)
 	free(d);
 }
 
+/* GETQUOTAROOT: the folder's owner, with the user's right to see it. */
+static enum store_status quota_root_of(struct imap_job *job, struct quota_data *d,
+				       const char **error_r)
+{
+	struct imap_target t;
+	enum store_status st;
+
+	st = imap_acl_resolve(job->user, d->name, &t, error_r);
+	if (st != STORE_OK)
+		return st;
+	if (t.ns == IMAP_NS_PERSONAL) {
+		struct store_folder *f;
+
+		st = store_folder_open(t.owner, t.folder, &f, error_r);
+		if (st == STORE_OK)
+			store_folder_close(&f);
+	} else {
+		st = imap_acl_need(&t, 0, error_r);
+	}
+	if (st == STORE_OK && t.ns != IMAP_NS_PUBLIC_FOLDERS) {
+		d->root = t.ns == IMAP_NS_PERSONAL ? xstrdup("") :
+			  xasprintf(IMAP_NS_OTHER "/%s", t.owner_id);
+		st = store_user_quota(t.owner, &d->q, error_r);
+	}
+	imap_target_free(&t);
+	return st;
+}
+
+/* GETQUOTA: "" or "Other Users/<owner>". */
+static enum store_status quota_of_root(struct imap_job *job, struct quota_data *d,
+				       const char **error_r)
+{
+	size_t olen = strlen(IMAP_NS_OTHER);
+	struct store_user *owner;
+	enum store_status st;
+
+	if (d->root[0] == '\0')
+		return store_user_quota(job->user->user, &d->q, error_r);
+	if (strncmp(d->root, IMAP_NS_OTHER "/", olen + 1) != 0 ||
+	    strchr(d->root + olen + 1, '/') != NULL) {
+		*error_r = "no such quota root";
+		return STORE_E_NOTFOUND;
+	}
+	st = imap_acl_owner_open(job->user, d->root + olen + 1, &owner, error_r);
+	if (st != STORE_OK)
+		return st;
+	st = store_user_quota(owner, &d->q, error_r);
+	store_user_unref(&owner);
+	return st;
+}
+
 static void quota_run(struct imap_job *job)
 {
 	struct quota_data *d = job->data;
 	const char *error;
 	enum store_status st;
 
-	if (d->getroot) {
-		struct store_folder *f;
-
-		st = store_folder_open(job->user->user, d->name, &f, &error);
-		if (st != STORE_OK) {
-			imap_job_fail(job, st, error);
-			return;
-		}
-		store_folder_close(&f);
-	}
-	st = store_user_quota(job->user->user, &d->q, &error);
+	st = d->getroot ? quota_root_of(job, d, &error) : quota_of_root(job, d, &error);
 	if (st != STORE_OK)
 		imap_job_fail(job, st, error);
 }
 
-static void quota_line(struct imap_session *s, const struct store_quota *q)
+/* A quota root as a quoted string (addresses may hold '"' or '\\'). */
+static void put_root(struct buf *line, const char *root)
+{
+	if (buf_append_char(line, '"') < 0)
+		panic("imap quota: buffer");
+	for (const char *p = root; *p != '\0'; p++) {
+		if ((*p == '"' || *p == '\\') && buf_append_char(line, '\\') < 0)
+			panic("imap quota: buffer");
+		if (buf_append_char(line, *p) < 0)
+			panic("imap quota: buffer");
+	}
+	if (buf_append_char(line, '"') < 0)
+		panic("imap quota: buffer");
+}
+
+static void quota_line(struct imap_session *s, const char *root, const struct store_quota *q)
 {
 	struct buf line;
 	bool first = true;
 
-	buf_init(&line, 512);
-	if (buf_append_str(&line, "* QUOTA \"\" (") < 0)
+	buf_init(&line, 4096);
+	if (buf_append_str(&line, "* QUOTA ") < 0)
+		panic("imap quota: buffer");
+	put_root(&line, root);
+	if (buf_append_str(&line, " (") < 0)
 		panic("imap quota: buffer");
 	if (q->max_bytes > 0) {
 		/* STORAGE is in units of 1024 octets */
@@ -1477,34 +1585,42 @@ static void quota_line(struct imap_session *s, const struct store_quota *q)
 static void quota_done(struct imap_session *s, struct imap_job *job)
 {
 	struct quota_data *d = job->data;
-	bool limited = d->q.max_bytes > 0 || d->q.max_messages > 0;
+	bool limited = d->root != NULL && (d->q.max_bytes > 0 || d->q.max_messages > 0);
 
 	if (job->status != STORE_OK) {
 		if (job->status == STORE_E_NOTFOUND)
-			imap_no(s, "[NONEXISTENT] Mailbox does not exist");
+			imap_no(s, d->getroot ? "[NONEXISTENT] Mailbox does not exist" :
+				"[NONEXISTENT] No such quota root");
 		else
-			imap_no_store(s, job->status, job->error, "GETQUOTA");
+			imap_no_store(s, job->status, job->error,
+				      d->getroot ? "GETQUOTAROOT" : "GETQUOTA");
 		return;
 	}
 	if (d->getroot) {
 		struct buf line;
 
 		buf_init(&line, SIZE_MAX / 4);
-		if (buf_append_str(&line, "* QUOTAROOT ") < 0 || imap_name_out(s, d->name, &line) < 0 ||
-		    buf_append_str(&line, limited ? " \"\"\r\n" : "\r\n") < 0)
+		if (buf_append_str(&line, "* QUOTAROOT ") < 0 || imap_name_out(s, d->name, &line) < 0)
+			panic("imap quota: buffer");
+		if (limited) {
+			if (buf_append_char(&line, ' ') < 0)
+				panic("imap quota: buffer");
+			put_root(&line, d->root);
+		}
+		if (buf_append_str(&line, "\r\n") < 0)
 			panic("imap quota: buffer");
 		imap_write(s, line.data, line.len);
 		buf_deinit(&line);
 		if (limited)
-			quota_line(s, &d->q);
+			quota_line(s, d->root, &d->q);
 		imap_ok(s, "GETQUOTAROOT completed");
 		return;
 	}
-	if (!limited || d->root[0] != '\0') {
+	if (!limited) {
 		imap_no(s, "[NONEXISTENT] No such quota root");
 		return;
 	}
-	quota_line(s, &d->q);
+	quota_line(s, d->root, &d->q);
 	imap_ok(s, "GETQUOTA completed");
 }
 

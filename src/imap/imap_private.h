@@ -120,7 +120,12 @@ struct imap_selected {
 	uint64_t gen;             /* tells notifications for an older selection apart */
 	char *name;               /* store name (UTF-8) */
 	bool readonly;
+	bool examined;            /* EXAMINE: read-only whatever the rights */
 	uint32_t rights;          /* RFC 4314 rights of the user (STORE_ACL_*) */
+	/* another user's or a public folder: rights are computed again when
+	 * an ACL or the directory changed since (imap_acl_rights_stale) */
+	bool shared;
+	uint64_t acl_gen, dir_gen;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	struct imap_seqmap *map;
@@ -337,7 +342,18 @@ imap_cmd_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_status, imap_cmd_create, imap
 	imap_cmd_examine, imap_cmd_close, imap_cmd_unselect, imap_cmd_expunge, imap_cmd_append,
 	imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota, imap_cmd_check;
 
+/* imap_cmd_mailbox.c: "* OK [PERMANENTFLAGS (...)] ...\r\n" for the
+ * selection's rights. */
+void imap_put_permanentflags(const struct imap_selected *sel, struct buf *line);
+
 /* imap_acl.c */
+/* True when the selection is a shared folder whose rights may have changed
+ * since they were computed (an ACL or users.cfg changed). */
+bool imap_acl_rights_stale(const struct imap_session *s);
+/* Computes the selection's rights again on a worker (the session is busy
+ * meanwhile) and tells the client what changed: READ-ONLY/READ-WRITE and
+ * PERMANENTFLAGS, or BYE when the read right is gone (RFC 4314 5.1.1). */
+void imap_acl_rights_refresh(struct imap_session *s);
 imap_cmd_fn imap_cmd_setacl, imap_cmd_deleteacl, imap_cmd_getacl, imap_cmd_listrights,
 	imap_cmd_myrights;
 

@@ -788,6 +788,12 @@ void imap_process_input(struct imap_session *s)
 		}
 		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
 			break;
+		/* a new command on a shared folder whose ACL (or the user's
+		 * groups) changed: its rights first (imap_acl.c) */
+		if (imap_parser_idle(&s->parser) && imap_acl_rights_stale(s)) {
+			imap_acl_rights_refresh(s);
+			break;
+		}
 		res = imap_parser_feed(&s->parser, vec.iov_base, vec.iov_len, &used);
 		evbuffer_drain(in, used);
 		switch (res) {
@@ -1458,6 +1464,12 @@ void imap_sync(struct imap_session *s, bool allow_expunge, imap_then_fn *then)
 
 static void idle_sync(struct imap_session *s)
 {
+	/* nothing of a shared folder before its rights are known again:
+	 * the refresh tells what is pending when it is done (imap_acl.c) */
+	if (imap_acl_rights_stale(s)) {
+		imap_acl_rights_refresh(s);
+		return;
+	}
 	imap_sync(s, true, NULL);
 }
 

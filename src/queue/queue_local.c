@@ -112,7 +112,7 @@ static void deliver_to_user(struct store *store, const struct dir_user *user, co
 			queue_local_set_result(res, 250, "2.0.0", "250 2.0.0 %s mailbox of %s",
 				   r.duplicate ? "already delivered to" : "delivered to", user->address);
 			if (!r.duplicate)
-				queue_quota_check(folder, user, &r.quota, msg_len);
+				queue_quota_check(su, user, &r.quota, msg_len);
 		}
 		store_folder_close(&folder);
 	}

@@ -206,14 +206,13 @@ void queue_local_result_free(struct queue_local_result *res);
 
 /* ---- queue_quota.c ---- */
 
-struct store_folder;
+struct store_user;
 struct store_quota;
 struct dir_user;
-/* True when used (after a delivery of delta) crossed pct% of max. */
-bool queue_quota_crossed(uint64_t used, uint64_t delta, uint64_t max, unsigned pct);
-/* After a delivery of msg_len bytes into inbox, with the usage it left
- * (store_rcpt.quota): the quota warning, when due. */
-void queue_quota_check(struct store_folder *inbox, const struct dir_user *user,
+/* After a delivery of msg_len bytes into user's INBOX, with the usage it
+ * left (store_rcpt.quota): the quota warning, when due (store_quota_warn
+ * with queue/quota-warning-percent). */
+void queue_quota_check(struct store_user *user, const struct dir_user *du,
 		       const struct store_quota *after, size_t msg_len);
 
 #endif

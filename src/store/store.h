@@ -598,6 +598,10 @@ char *store_acl_format(const struct store_acl *acl);
  * STORE_E_NOTFOUND when the folder does not exist.  present_r may be NULL. */
 enum store_status store_acl_get(struct store_user *user, const char *folder, struct store_acl *acl_r,
 				bool *present_r, const char **error_r) PETREL_MUST_CHECK;
+/* A counter raised by every successful store_acl_set (any folder, any
+ * user; never by a hand edit of an #acl file): a cached rights value
+ * computed when it read g is stale once it differs from g. */
+uint64_t store_acl_generation(void);
 /* Changes one entry and writes the folder's #acl atomically (temp file,
  * fsync, rename, fsync of the directory); an empty ACL removes the file.
  * The owner is recorded in the store's list of owners who share

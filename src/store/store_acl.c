@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -334,6 +335,15 @@ enum store_status store_acl_get(struct store_user *u, const char *folder, struct
 	return st;
 }
 
+/* Raised by every ACL change (process-wide): sessions holding rights
+ * computed earlier compare it and compute them again. */
+static _Atomic uint64_t acl_generation = 1;
+
+uint64_t store_acl_generation(void)
+{
+	return atomic_load_explicit(&acl_generation, memory_order_acquire);
+}
+
 static pthread_mutex_t owners_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Adds "domain TAB user" to mail/#acl-owners unless it is there. */
@@ -429,6 +439,10 @@ enum store_status store_acl_set(struct store_user *u, const char *folder, const 
 		}
 	}
 out:
+	/* raised before the caller answers, so that a command another
+	 * session sends after that answer sees the change */
+	if (st == STORE_OK)
+		atomic_fetch_add_explicit(&acl_generation, 1, memory_order_acq_rel);
 	pthread_mutex_unlock(&u->lock);
 	if (st == STORE_OK && acl.count > 0)
 		st = note_owner(u, error_r);

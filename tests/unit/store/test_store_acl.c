@@ -303,6 +303,29 @@ static void test_disk(void **state)
 	assert_false(exists(c, "example.com/alice/Work"));
 }
 
+/* Every successful change raises the ACL generation (sessions holding
+ * rights compare it); a refused one does not. */
+static void test_generation(void **state)
+{
+	struct ctx *c = *state;
+	const char *err;
+	uint64_t g0, g1;
+
+	assert_int_equal(store_folder_create(c->user, "Gen", STORE_ROLE_NONE, &err), STORE_OK);
+	g0 = store_acl_generation();
+	assert_int_equal(store_acl_set(c->user, "Nope", "bob@example.com", false, STORE_ACL_REPLACE,
+				       rights("lr"), 10, &err), STORE_E_NOTFOUND);
+	assert_int_equal(store_acl_generation(), g0);
+	assert_int_equal(store_acl_set(c->user, "Gen", "bob@example.com", false, STORE_ACL_REPLACE,
+				       rights("lr"), 10, &err), STORE_OK);
+	g1 = store_acl_generation();
+	assert_true(g1 > g0);
+	/* removing the last entry (the file goes) is a change too */
+	assert_int_equal(store_acl_set(c->user, "Gen", "bob@example.com", false, STORE_ACL_REPLACE,
+				       0, 10, &err), STORE_OK);
+	assert_true(store_acl_generation() > g1);
+}
+
 static void test_public_user(void **state)
 {
 	struct ctx *c = *state;
@@ -335,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_apply_and_eval),
 		cmocka_unit_test(test_file_format),
 		cmocka_unit_test_setup_teardown(test_disk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_generation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_public_user, setup, teardown),
 	};
 
