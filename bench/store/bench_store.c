@@ -205,6 +205,68 @@ static double many_rcpts(const char *dir, bool hardlinks, unsigned rcpts, unsign
 	return msgs * rcpts / t0;
 }
 
+/* The first SELECT of a folder whose index.fld was deleted (rebuilt at
+ * open), then FETCH ENVELOPE of every message, then a warm open. */
+static void lazy_open(const char *dir, unsigned total)
+{
+	struct store *s;
+	struct store_user *u;
+	struct store_folder *f;
+	struct store_page *page;
+	const char *err;
+	char cmd[4096];
+	double t0;
+
+	snprintf(cmd, sizeof(cmd), "rm -f '%s'/mail/example.com/big/Inbox/index.fld*", dir);
+	if (system(cmd) != 0)
+		die("rm", cmd);
+	s = open_store(dir, true, true);
+	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
+		die("user", err);
+	t0 = now();
+	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
+		die("open", err);
+	printf("open_missing_index_%u %.3f s\n", total, now() - t0);
+	fflush(stdout);
+	t0 = now();
+	for (uint32_t after = 0;;) {
+		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE | STORE_FETCH_BODYSTRUCTURE, after, 1000,
+				&page, &err) != STORE_OK)
+			die("fetch", err);
+		after = page->last_uid;
+		if (!page->more) {
+			store_page_free(&page);
+			break;
+		}
+		store_page_free(&page);
+	}
+	printf("list_envelopes_after_missing_index %.3f s\n", now() - t0);
+	fflush(stdout);
+#ifdef STORE_HAVE_INDEX_PENDING
+	{
+		size_t left = 0;
+
+		t0 = now();
+		if (store_folder_index_pending(f, true, &left, &err) != STORE_OK)
+			die("index", err);
+		printf("index_pending_after_missing_index %.1f s\n", now() - t0);
+	}
+#endif
+	store_folder_close(&f);
+	store_user_unref(&u);
+	store_free(&s);
+	s = open_store(dir, true, true);
+	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
+		die("user", err);
+	t0 = now();
+	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
+		die("open", err);
+	printf("open_warm_%u %.3f s\n", total, now() - t0);
+	store_folder_close(&f);
+	store_user_unref(&u);
+	store_free(&s);
+}
+
 int main(int argc, char **argv)
 {
 	unsigned total = 100000, durable = 1000, threads = 4, rcpts = 10;
@@ -327,6 +389,17 @@ int main(int argc, char **argv)
 		printf("search_body_fts %.3f s (%zu hits)\n", now() - t0, n);
 		free(uids);
 	}
+	{
+		struct store_search_key k = { .type = STORE_SK_BODY, .text = "invoice budget" };
+		uint32_t *uids;
+		size_t n;
+
+		t0 = now();
+		if (store_search(f, &k, &uids, &n, NULL, &err) != STORE_OK)
+			die("search", err);
+		printf("search_body_fts_again %.3f s (%zu hits)\n", now() - t0, n);
+		free(uids);
+	}
 	store_folder_close(&f);
 	if (store_mailbox_stats(u, &stats, &err) != STORE_OK)
 		die("stats", err);
@@ -347,5 +420,6 @@ int main(int argc, char **argv)
 	}
 	store_user_unref(&u);
 	store_free(&s);
+	lazy_open(dir, total);
 	return 0;
 }
