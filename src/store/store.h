@@ -68,9 +68,10 @@
 /* Search expressions: nesting and number of keys (HOSTILE-INPUT row 19). */
 #define STORE_SEARCH_MAX_DEPTH 32
 #define STORE_SEARCH_MAX_KEYS 1000
-/* Schema version of index.fld (PRAGMA user_version).  An older index is
- * rebuilt, keeping UIDs and flags. */
-#define STORE_INDEX_VERSION 1
+/* Schema version of index.fld (PRAGMA user_version).  Version 1 (no
+ * pending column) is upgraded in place at open; any other is rebuilt,
+ * keeping UIDs and flags. */
+#define STORE_INDEX_VERSION 2
 
 enum store_status {
 	STORE_OK = 0,
@@ -121,6 +122,10 @@ struct store_settings {
 	bool check_on_open;           /* PRAGMA quick_check when a folder index is first opened,
 				       * if under 64 MiB or not closed cleanly */
 	int64_t delivery_key_ttl;     /* seconds a delivery key is remembered (store_deliver_once) */
+	/* A thread that fills the full-text index (and, after a lazy
+	 * rebuild, the cache) in the background.  Off: only searches and
+	 * store_folder_index_pending do it. */
+	bool background_index;
 };
 
 /* Defaults: MIME limits, 100 MiB messages, fsync, hard links, check. */
@@ -489,6 +494,14 @@ struct store_watch *store_watch(struct store_folder *folder, store_watch_fn *fn,
 void store_unwatch(struct store_watch **watch);
 
 /* --- administration ----------------------------------------------------------- */
+
+/* Messages whose full-text entry (or, after a lazy rebuild, cached
+ * envelope and structure) is not yet made: *left_r after indexing them all
+ * now when run is true.  Deliveries leave this to a background thread
+ * (settings.background_index); a SEARCH that needs it catches up first. */
+#define STORE_HAVE_INDEX_PENDING 1
+enum store_status store_folder_index_pending(struct store_folder *folder, bool run, size_t *left_r,
+					     const char **error_r) PETREL_MUST_CHECK;
 
 struct store_reindex_result {
 	uint32_t messages;        /* in the index afterwards */
