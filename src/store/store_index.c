@@ -820,7 +820,20 @@ static enum store_status rebuild(struct store_folder *f, struct salvage *sv, uin
 				if (keep)
 					r = sv->count == 0 ? NULL : bsearch(&key, sv->rows, sv->count, sizeof(*sv->rows), cmp_salvage);
 				/* Lazy: what the listing gave; the file is read by
-				 * the indexer, or by a FETCH that needs it first. */
+				 * the indexer, or by a FETCH that needs it first.
+				 * Files of other names were put there by hand and
+				 * may have LF line ends: they are rewritten with
+				 * CRLF now, so that the size is right at once. */
+				if (fe->name_uid == 0) {
+					char *path = folder_msg_path(f, fe->name), *data;
+					size_t len;
+
+					if (index_read_message(f, path, &data, &len) == 0) {
+						fe->size = len;
+						free(data);
+					}
+					free(path);
+				}
 				if (r != NULL && r->keywords != NULL && *r->keywords != '\0') {
 					char *copy = xstrdup(r->keywords), *save = NULL;
 					const char *names[STORE_MAX_KEYWORDS + 1];
