@@ -51,7 +51,7 @@ struct job {
 	uint32_t uid;
 	int pending;
 	uint64_t size;
-	char *path;
+	char *file, *path;
 	bool ok;                      /* the file was read */
 	size_t len;
 	struct mime_summary sum;
@@ -60,6 +60,7 @@ struct job {
 static void jobs_free(struct job *jobs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		free(jobs[i].file);
 		free(jobs[i].path);
 		if (jobs[i].ok)
 			mime_summary_deinit(&jobs[i].sum);
@@ -83,7 +84,8 @@ static int jobs_list(struct store_folder *f, struct job **jobs_r, size_t *n_r)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < INDEX_BATCH_MSGS) {
 		jobs[n].uid = (uint32_t)sqlite3_column_int64(st, 0);
 		jobs[n].pending = sqlite3_column_int(st, 1);
-		jobs[n].path = folder_msg_path(f, (const char *)sqlite3_column_text(st, 2));
+		jobs[n].file = xstrdup((const char *)sqlite3_column_text(st, 2));
+		jobs[n].path = folder_msg_path(f, jobs[n].file);
 		jobs[n].size = (uint64_t)sqlite3_column_int64(st, 3);
 		n++;
 	}
@@ -143,14 +145,28 @@ static int fts_insert(struct store_folder *f, const struct job *j)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Is the message's file still there (folder locked: f->dir is current)? */
+static bool file_exists(struct store_folder *f, const char *file)
+{
+	char *path = folder_msg_path(f, file);
+	bool ok = access(path, F_OK) == 0;
+
+	free(path);
+	return ok;
+}
+
 /* Writes one parsed message (folder locked, in a transaction).  Only a row
- * still pending as listed is touched. */
+ * still pending as listed is touched; *changed_r counts it. */
 static int job_store(struct store_folder *f, sqlite3_stmt *cache, sqlite3_stmt *done,
-		     const struct job *j, int64_t *bytes_delta)
+		     const struct job *j, int64_t *bytes_delta, size_t *changed_r)
 {
 	sqlite3_stmt *st;
 	int rc;
 
+	/* Unreadable but there (a folder renamed meanwhile, a transient
+	 * error): stays pending for the next pass. */
+	if (!j->ok && file_exists(f, j->file))
+		return SQLITE_OK;
 	if (j->ok && (j->pending & PENDING_CACHE) != 0) {
 		int i = index_bind_summary(cache, 1, &j->sum);
 
@@ -172,6 +188,7 @@ static int job_store(struct store_folder *f, sqlite3_stmt *cache, sqlite3_stmt *
 		return rc;
 	if (sqlite3_changes(f->db) == 0)
 		return SQLITE_OK;      /* indexed meanwhile, or expunged */
+	(*changed_r)++;
 	if (st == cache && j->len != j->size)
 		*bytes_delta += (int64_t)j->len - (int64_t)j->size;
 	if (j->ok && (j->pending & PENDING_FTS) != 0)
@@ -179,8 +196,9 @@ static int job_store(struct store_folder *f, sqlite3_stmt *cache, sqlite3_stmt *
 	return SQLITE_OK;
 }
 
-/* Commits the parsed jobs (folder locked). */
-static int jobs_commit(struct store_folder *f, const struct job *jobs, size_t n, int64_t *bytes_delta)
+/* Commits the parsed jobs (folder locked); *changed_r rows were indexed. */
+static int jobs_commit(struct store_folder *f, const struct job *jobs, size_t n, int64_t *bytes_delta,
+		       size_t *changed_r)
 {
 	char sql[1024];
 	sqlite3_stmt *cache = NULL, *done = NULL;
@@ -201,7 +219,7 @@ static int jobs_commit(struct store_folder *f, const struct job *jobs, size_t n,
 		goto out;
 	}
 	for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
-		rc = job_store(f, cache, done, &jobs[i], bytes_delta);
+		rc = job_store(f, cache, done, &jobs[i], bytes_delta, changed_r);
 	if (rc == SQLITE_OK && *bytes_delta != 0) {
 		snprintf(sql, sizeof(sql), "UPDATE folder SET bytes = bytes + %lld WHERE id = 1",
 			 (long long)*bytes_delta);
@@ -215,6 +233,7 @@ out:
 	if (rc != SQLITE_OK) {
 		db_exec(f->db, "ROLLBACK");
 		*bytes_delta = 0;
+		*changed_r = 0;
 	}
 	if (fsync_on)
 		(void)db_exec(f->db, "PRAGMA synchronous=FULL");
@@ -228,7 +247,7 @@ static enum store_status index_batch(struct store_folder *f, bool locked, bool *
 				     const char **error_r)
 {
 	struct job *jobs = NULL;
-	size_t n = 0, parsed;
+	size_t n = 0, parsed, changed = 0;
 	enum store_status ret = STORE_OK;
 	int64_t bytes_delta = 0;
 	dev_t dev;
@@ -254,13 +273,17 @@ static enum store_status index_batch(struct store_folder *f, bool locked, bool *
 	/* The index was replaced meanwhile (a rebuild): the UIDs listed may
 	 * name other files now; the next pass starts again. */
 	if (f->index_dev == dev && f->index_ino == ino) {
-		rc = jobs_commit(f, jobs, parsed, &bytes_delta);
+		rc = jobs_commit(f, jobs, parsed, &bytes_delta, &changed);
 		if (rc != SQLITE_OK) {
 			ret = folder_db_error(f, rc, "index", error_r);
 			goto unlock;
 		}
+		/* No progress (every file unreadable for now): stop rather
+		 * than list the same rows again at once. */
+		*more_r = changed > 0 || parsed < n;
+	} else {
+		*more_r = true;
 	}
-	*more_r = true;
 unlock:
 	if (!locked)
 		folder_unlock(f);
