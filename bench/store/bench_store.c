@@ -14,6 +14,12 @@
  *   - delivery to -r recipients: hard links vs one write per recipient.
  * Output is "key value unit" lines, easy to diff between runs.
  *
+ *   bench_store -m N DIR
+ *
+ * only writes N message files into a folder without an index and reports
+ * the first open (the rebuild), FETCH of every envelope and structure, the
+ * indexing that follows, and a warm open.
+ *
  *   bench_store -w OUTDIR -d N
  *
  * writes the N messages of the durable run as files, for delivering the
@@ -207,7 +213,7 @@ static double many_rcpts(const char *dir, bool hardlinks, unsigned rcpts, unsign
 
 /* The first SELECT of a folder whose index.fld was deleted (rebuilt at
  * open), then FETCH ENVELOPE of every message, then a warm open. */
-static void lazy_open(const char *dir, unsigned total)
+static void lazy_open(const char *dir, const char *user, unsigned total)
 {
 	struct store *s;
 	struct store_user *u;
@@ -217,11 +223,11 @@ static void lazy_open(const char *dir, unsigned total)
 	char cmd[4096];
 	double t0;
 
-	snprintf(cmd, sizeof(cmd), "rm -f '%s'/mail/example.com/big/Inbox/index.fld*", dir);
+	snprintf(cmd, sizeof(cmd), "rm -f '%s'/mail/example.com/%s/Inbox/index.fld*", dir, user);
 	if (system(cmd) != 0)
 		die("rm", cmd);
 	s = open_store(dir, true, true);
-	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
+	if (store_user_open(s, "example.com", user, &u, &err) != STORE_OK)
 		die("user", err);
 	t0 = now();
 	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
@@ -256,7 +262,7 @@ static void lazy_open(const char *dir, unsigned total)
 	store_user_unref(&u);
 	store_free(&s);
 	s = open_store(dir, true, true);
-	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
+	if (store_user_open(s, "example.com", user, &u, &err) != STORE_OK)
 		die("user", err);
 	t0 = now();
 	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
@@ -265,6 +271,38 @@ static void lazy_open(const char *dir, unsigned total)
 	store_folder_close(&f);
 	store_user_unref(&u);
 	store_free(&s);
+}
+
+/* -m N: N message files written straight into a new user's #msgs (as
+ * <uid>.eml, no index, no fsync), then the lazy_open figures: the first
+ * SELECT of a folder whose index.fld was removed, without the hour of
+ * durable deliveries it takes to make it. */
+static int missing_index_only(const char *dir, unsigned n)
+{
+	struct store *s = open_store(dir, false, true);
+	struct store_user *u;
+	const char *err;
+	char path[4096];
+
+	if (store_user_open(s, "example.com", "files", &u, &err) != STORE_OK)
+		die("user", err);
+	store_user_unref(&u);
+	store_free(&s);
+	for (unsigned i = 1; i <= n; i++) {
+		size_t len;
+		char *msg = make_message(i, 4096 + (i * 7919u) % (46 * 1024), &len);
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/mail/example.com/files/Inbox/#msgs/%u.eml", dir, i);
+		fp = fopen(path, "wb");
+		if (fp == NULL || fwrite(msg, 1, len, fp) != len || fclose(fp) != 0)
+			die(path, strerror(errno));
+		free(msg);
+	}
+	if (system("sync") != 0)
+		die("sync", "failed");
+	lazy_open(dir, "files", n);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -281,9 +319,11 @@ int main(int argc, char **argv)
 	struct store_mailbox_stats stats;
 
 	const char *write_dir = NULL;
+	unsigned missing = 0;
 
-	while ((opt = getopt(argc, argv, "n:d:t:r:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:d:t:r:w:m:")) != -1) {
 		switch (opt) {
+		case 'm': missing = (unsigned)atoi(optarg); break;
 		case 'w': write_dir = optarg; break;
 		case 'n': total = (unsigned)atoi(optarg); break;
 		case 'd': durable = (unsigned)atoi(optarg); break;
@@ -315,6 +355,8 @@ int main(int argc, char **argv)
 	dir = argv[optind];
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		die(dir, strerror(errno));
+	if (missing > 0)
+		return missing_index_only(dir, missing);
 
 	printf("fsync_rate %.0f fsync/s\n", fsync_rate(dir));
 	fflush(stdout);
@@ -420,6 +462,6 @@ int main(int argc, char **argv)
 	}
 	store_user_unref(&u);
 	store_free(&s);
-	lazy_open(dir, total);
+	lazy_open(dir, "big", total);
 	return 0;
 }
