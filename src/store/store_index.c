@@ -1004,13 +1004,14 @@ static int migrate_v1(sqlite3 *db)
 
 /* Opens index.fld, which exists; returns 0, or -1 when it is corrupt or of
  * another version (closed again). */
-static int open_existing(struct store_folder *f, const char *path, const char **why_r)
+static int open_existing(struct store_folder *f, const char *path, bool fresh, const char **why_r)
 {
 	struct store *store = f->user->store;
 	sqlite3_stmt *st;
 	int version = -1;
-	/* Before opening: opening creates the -wal file. */
-	bool check = store->set.check_on_open && needs_check(path);
+	/* Before opening: opening creates the -wal file.  An index we have
+	 * just built (fresh) needs no check. */
+	bool check = !fresh && store->set.check_on_open && needs_check(path);
 
 	*why_r = "cannot open";
 	if (sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
@@ -1164,7 +1165,7 @@ static enum store_status open_index(struct store_folder *f, const char **error_r
 		ret = STORE_E_NOTFOUND;
 		goto out;
 	}
-	if (access(path, F_OK) == 0 && open_existing(f, path, &why) < 0) {
+	if (access(path, F_OK) == 0 && open_existing(f, path, false, &why) < 0) {
 		corrupt = folder_file(f, STORE_INDEX_CORRUPT);
 		log_warn("store", "folder=%s index unusable (%s): moved to %s, rebuilding", f->dir, why,
 			 STORE_INDEX_CORRUPT);
@@ -1200,7 +1201,7 @@ static enum store_status open_index(struct store_folder *f, const char **error_r
 				 salvage_from == bad ? STORE_INDEX_BAD : salvage_from != NULL ? STORE_INDEX_CORRUPT : "");
 		else
 			log_debug("store", "folder=%s new index", f->dir);
-		if (open_existing(f, path, &why) < 0) {
+		if (open_existing(f, path, true, &why) < 0) {
 			*error_r = store_errf("cannot open rebuilt index: %s", why);
 			ret = STORE_E_TEMP;
 			goto out;
