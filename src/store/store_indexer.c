@@ -37,10 +37,11 @@
 
 #include "core/log.h"
 
-/* A batch: at most this many messages, and stops past this much text
- * held in memory. */
-#define INDEX_BATCH_MSGS 500
-#define INDEX_BATCH_TEXT (8u * 1024 * 1024)
+/* A batch: at most this many messages, and stops past this much text.
+ * Its commit (the FTS inserts) holds the folder lock, which deliveries
+ * wait for: small batches keep that wait short. */
+#define INDEX_BATCH_MSGS 100
+#define INDEX_BATCH_TEXT (1024u * 1024)
 /* The background thread waits this long after being woken, so that a
  * stream of deliveries gives it batches rather than single messages. */
 #define INDEX_DELAY_MS 200
