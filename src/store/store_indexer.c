@@ -42,9 +42,12 @@
  * wait for: small batches keep that wait short. */
 #define INDEX_BATCH_MSGS 100
 #define INDEX_BATCH_TEXT (1024u * 1024)
-/* The background thread waits this long after being woken, so that a
- * stream of deliveries gives it batches rather than single messages. */
-#define INDEX_DELAY_MS 200
+/* The background thread indexes a folder once no delivery has come for
+ * this long, so that a burst of deliveries does not share the folder lock
+ * and the disk with it; but at the latest this long after it was queued.
+ * (A search never waits for it: it catches up itself.) */
+#define INDEX_QUIET_MS 200
+#define INDEX_MAX_WAIT_MS 3000
 /* Nice value of the background thread: deliveries and sessions first. */
 #define INDEX_NICE 10
 
@@ -336,16 +339,27 @@ enum store_status store_folder_index_pending(struct store_folder *f, bool run, s
 
 /* --- the background thread --- */
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void folder_index_later(struct store_folder *f)
 {
 	struct store *s = f->user->store;
+	int64_t now = now_ms();
 
 	pthread_mutex_lock(&s->idx_lock);
 	if (!s->idx_running || s->idx_stop || f->idx_queued) {
+		f->idx_last = now;
 		pthread_mutex_unlock(&s->idx_lock);
 		return;
 	}
 	f->idx_queued = true;
+	f->idx_since = f->idx_last = now;
 	pthread_mutex_unlock(&s->idx_lock);
 	/* The queue's own reference: the folder stays open until indexed. */
 	pthread_mutex_lock(&f->user->lock);
@@ -373,8 +387,8 @@ void folder_index_if_wanted(struct store_folder *f)
 		folder_index_later(f);
 }
 
-/* Waits ms or until stopped (idx_lock held). */
-static void idx_sleep(struct store *s, long ms)
+/* Waits ms or until stopped or signalled (idx_lock held). */
+static void idx_sleep(struct store *s, int64_t ms)
 {
 	struct timespec ts;
 
@@ -385,8 +399,34 @@ static void idx_sleep(struct store *s, long ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	while (!s->idx_stop && pthread_cond_timedwait(&s->idx_cond, &s->idx_lock, &ts) == 0)
-		;
+	(void)pthread_cond_timedwait(&s->idx_cond, &s->idx_lock, &ts);
+}
+
+/* Takes the first queued folder that is due (idx_lock held); NULL and
+ * *wait_r (ms) when none is yet. */
+static struct store_folder *idx_take(struct store *s, int64_t *wait_r)
+{
+	int64_t now = now_ms();
+
+	*wait_r = INDEX_MAX_WAIT_MS;
+	for (size_t i = 0; i < s->idx_count; i++) {
+		struct store_folder *f = s->idx_queue[i];
+		int64_t due = f->idx_last + INDEX_QUIET_MS;
+
+		if (f->idx_since + INDEX_MAX_WAIT_MS < due)
+			due = f->idx_since + INDEX_MAX_WAIT_MS;
+		if (due <= now) {
+			memmove(s->idx_queue + i, s->idx_queue + i + 1,
+				(s->idx_count - i - 1) * sizeof(*s->idx_queue));
+			s->idx_count--;
+			/* Deliveries from now on queue it again. */
+			f->idx_queued = false;
+			return f;
+		}
+		if (due - now < *wait_r)
+			*wait_r = due - now;
+	}
+	return NULL;
 }
 
 static void *indexer_main(void *arg)
@@ -401,18 +441,17 @@ static void *indexer_main(void *arg)
 		const char *err;
 		bool more = true;
 
+		int64_t wait;
+
 		if (s->idx_count == 0) {
 			pthread_cond_wait(&s->idx_cond, &s->idx_lock);
 			continue;
 		}
-		idx_sleep(s, INDEX_DELAY_MS);
-		if (s->idx_stop)
-			break;
-		f = s->idx_queue[0];
-		memmove(s->idx_queue, s->idx_queue + 1, (s->idx_count - 1) * sizeof(*s->idx_queue));
-		s->idx_count--;
-		/* Deliveries from now on queue it again. */
-		f->idx_queued = false;
+		f = idx_take(s, &wait);
+		if (f == NULL) {
+			idx_sleep(s, wait);
+			continue;
+		}
 		pthread_mutex_unlock(&s->idx_lock);
 		while (more) {
 			enum store_status st;

@@ -122,6 +122,7 @@ struct store_folder {
 	/* indexing (store_indexer.c) */
 	pthread_mutex_t ilock;
 	bool idx_queued;              /* in store->idx_queue (store->idx_lock) */
+	int64_t idx_since, idx_last;  /* queued at, last delivery at (ms; idx_lock) */
 	bool idx_wanted;              /* pending rows seen at open (folder->lock) */
 	uint32_t uidvalidity;         /* of the open index */
 	int64_t keys_pruned;          /* last prune of old delivery keys (folder->lock) */
