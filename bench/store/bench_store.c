@@ -330,7 +330,8 @@ int main(int argc, char **argv)
 		case 't': threads = (unsigned)atoi(optarg); break;
 		case 'r': rcpts = (unsigned)atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n");
+			fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n"
+				"       bench_store -m files DIR | -w OUTDIR -d N\n");
 			return 2;
 		}
 	}
@@ -349,7 +350,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (optind >= argc || threads == 0 || threads > 64 || rcpts == 0 || rcpts > 64) {
-		fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n");
+		fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n"
+				"       bench_store -m files DIR | -w OUTDIR -d N\n");
 		return 2;
 	}
 	dir = argv[optind];

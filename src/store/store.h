@@ -323,7 +323,9 @@ struct store_page {
 
 /* One page of at most max messages with a UID in uids (NULL: all), above
  * after_uid, and with modseq > changedsince (0: any), in UID order.  Pages
- * bound memory and lock time, so a FETCH over 100 000 messages streams. */
+ * bound memory and lock time, so a FETCH over 100 000 messages streams.
+ * A message whose cache a lazy rebuild left empty is parsed for the page
+ * when fields ask for cached items (header_size and sent_date then too). */
 enum store_status store_fetch(struct store_folder *folder, const struct store_uidset *uids,
 			      uint64_t changedsince, uint32_t fields, uint32_t after_uid, size_t max,
 			      struct store_page **page_r, const char **error_r) PETREL_MUST_CHECK;
@@ -447,7 +449,9 @@ struct store_search_key {
 /* The UIDs matching key, sorted.  Full-text keys match whole words and word
  * prefixes (SQLite FTS5, unicode61, diacritics folded): "deliv" finds
  * "delivery", not "redelivery".  *highestmodseq_r (may be NULL) is the
- * highest modseq among the results (CONDSTORE SEARCH). */
+ * highest modseq among the results (CONDSTORE SEARCH).  Keys that need the
+ * full text or cached headers first index the folder's messages that are
+ * not yet indexed, so every message delivered before the call is seen. */
 enum store_status store_search(struct store_folder *folder, const struct store_search_key *key,
 			       uint32_t **uids_r, size_t *count_r, uint64_t *highestmodseq_r,
 			       const char **error_r) PETREL_MUST_CHECK;
