@@ -28,6 +28,9 @@
  *    store_vanished what changed.  It may call store functions, but
  *    store_unwatch of its own watch from inside the callback is the only
  *    way to unwatch there.
+ *  - store_new starts one thread of its own, the indexer (full-text index
+ *    and lazily rebuilt caches, settings.background_index); it holds
+ *    references to the folders it has queued, which store_free drops.
  *
  * Errors: functions return enum store_status (STORE_OK = 0) and, on
  * failure, a reason in *error_r: a static or thread-local string valid
@@ -128,7 +131,8 @@ struct store_settings {
 	bool background_index;
 };
 
-/* Defaults: MIME limits, 100 MiB messages, fsync, hard links, check. */
+/* Defaults: MIME limits, 100 MiB messages, fsync, hard links, check,
+ * background indexing. */
 void store_settings_default(struct store_settings *set, const char *root);
 
 /* Opens the store (creates root/mail).  Returns 0 or -1 with *error_r. */
