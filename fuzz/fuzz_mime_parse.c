@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for src/mime: structure scan, ENVELOPE, BODYSTRUCTURE,
- * text extraction of arbitrary bytes (what the store does at delivery and
- * re-index).
+ * text extraction of arbitrary bytes (what the store does at delivery, and
+ * its indexer and lazy FETCH afterwards).
  *
  * Properties checked on every input:
  *   - no crash, leak or sanitizer report, whatever the bytes;

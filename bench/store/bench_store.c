@@ -14,6 +14,12 @@
  *   - delivery to -r recipients: hard links vs one write per recipient.
  * Output is "key value unit" lines, easy to diff between runs.
  *
+ *   bench_store -m N DIR
+ *
+ * only writes N message files into a folder without an index and reports
+ * the first open (the rebuild), FETCH of every envelope and structure, the
+ * indexing that follows, and a warm open.
+ *
  *   bench_store -w OUTDIR -d N
  *
  * writes the N messages of the durable run as files, for delivering the
@@ -205,6 +211,100 @@ static double many_rcpts(const char *dir, bool hardlinks, unsigned rcpts, unsign
 	return msgs * rcpts / t0;
 }
 
+/* The first SELECT of a folder whose index.fld was deleted (rebuilt at
+ * open), then FETCH ENVELOPE of every message, then a warm open. */
+static void lazy_open(const char *dir, const char *user, unsigned total)
+{
+	struct store *s;
+	struct store_user *u;
+	struct store_folder *f;
+	struct store_page *page;
+	const char *err;
+	char cmd[4096];
+	double t0;
+
+	snprintf(cmd, sizeof(cmd), "rm -f '%s'/mail/example.com/%s/Inbox/index.fld*", dir, user);
+	if (system(cmd) != 0)
+		die("rm", cmd);
+	s = open_store(dir, true, true);
+	if (store_user_open(s, "example.com", user, &u, &err) != STORE_OK)
+		die("user", err);
+	t0 = now();
+	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
+		die("open", err);
+	printf("open_missing_index_%u %.3f s\n", total, now() - t0);
+	fflush(stdout);
+	t0 = now();
+	for (uint32_t after = 0;;) {
+		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE | STORE_FETCH_BODYSTRUCTURE, after, 1000,
+				&page, &err) != STORE_OK)
+			die("fetch", err);
+		after = page->last_uid;
+		if (!page->more) {
+			store_page_free(&page);
+			break;
+		}
+		store_page_free(&page);
+	}
+	printf("list_envelopes_after_missing_index %.3f s\n", now() - t0);
+	fflush(stdout);
+#ifdef STORE_HAVE_INDEX_PENDING
+	{
+		size_t left = 0;
+
+		t0 = now();
+		if (store_folder_index_pending(f, true, &left, &err) != STORE_OK)
+			die("index", err);
+		printf("index_pending_after_missing_index %.1f s\n", now() - t0);
+	}
+#endif
+	store_folder_close(&f);
+	store_user_unref(&u);
+	store_free(&s);
+	s = open_store(dir, true, true);
+	if (store_user_open(s, "example.com", user, &u, &err) != STORE_OK)
+		die("user", err);
+	t0 = now();
+	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
+		die("open", err);
+	printf("open_warm_%u %.3f s\n", total, now() - t0);
+	store_folder_close(&f);
+	store_user_unref(&u);
+	store_free(&s);
+}
+
+/* -m N: N message files written straight into a new user's #msgs (as
+ * <uid>.eml, no index, no fsync), then the lazy_open figures: the first
+ * SELECT of a folder whose index.fld was removed, without the hour of
+ * durable deliveries it takes to make it. */
+static int missing_index_only(const char *dir, unsigned n)
+{
+	struct store *s = open_store(dir, false, true);
+	struct store_user *u;
+	const char *err;
+	char path[4096];
+
+	if (store_user_open(s, "example.com", "files", &u, &err) != STORE_OK)
+		die("user", err);
+	store_user_unref(&u);
+	store_free(&s);
+	for (unsigned i = 1; i <= n; i++) {
+		size_t len;
+		char *msg = make_message(i, 4096 + (i * 7919u) % (46 * 1024), &len);
+		FILE *fp;
+
+		snprintf(path, sizeof(path), "%s/mail/example.com/files/Inbox/#msgs/%u.eml", dir, i);
+		fp = fopen(path, "wb");
+		if (fp == NULL || fwrite(msg, 1, len, fp) != len || fclose(fp) != 0)
+			die(path, strerror(errno));
+		free(msg);
+	}
+	if (system("sync") != 0)
+		die("sync", "failed");
+	lazy_open(dir, "files", n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned total = 100000, durable = 1000, threads = 4, rcpts = 10;
@@ -219,16 +319,19 @@ int main(int argc, char **argv)
 	struct store_mailbox_stats stats;
 
 	const char *write_dir = NULL;
+	unsigned missing = 0;
 
-	while ((opt = getopt(argc, argv, "n:d:t:r:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:d:t:r:w:m:")) != -1) {
 		switch (opt) {
+		case 'm': missing = (unsigned)atoi(optarg); break;
 		case 'w': write_dir = optarg; break;
 		case 'n': total = (unsigned)atoi(optarg); break;
 		case 'd': durable = (unsigned)atoi(optarg); break;
 		case 't': threads = (unsigned)atoi(optarg); break;
 		case 'r': rcpts = (unsigned)atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n");
+			fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n"
+				"       bench_store -m files DIR | -w OUTDIR -d N\n");
 			return 2;
 		}
 	}
@@ -247,12 +350,15 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (optind >= argc || threads == 0 || threads > 64 || rcpts == 0 || rcpts > 64) {
-		fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n");
+		fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n"
+				"       bench_store -m files DIR | -w OUTDIR -d N\n");
 		return 2;
 	}
 	dir = argv[optind];
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		die(dir, strerror(errno));
+	if (missing > 0)
+		return missing_index_only(dir, missing);
 
 	printf("fsync_rate %.0f fsync/s\n", fsync_rate(dir));
 	fflush(stdout);
@@ -327,6 +433,17 @@ int main(int argc, char **argv)
 		printf("search_body_fts %.3f s (%zu hits)\n", now() - t0, n);
 		free(uids);
 	}
+	{
+		struct store_search_key k = { .type = STORE_SK_BODY, .text = "invoice budget" };
+		uint32_t *uids;
+		size_t n;
+
+		t0 = now();
+		if (store_search(f, &k, &uids, &n, NULL, &err) != STORE_OK)
+			die("search", err);
+		printf("search_body_fts_again %.3f s (%zu hits)\n", now() - t0, n);
+		free(uids);
+	}
 	store_folder_close(&f);
 	if (store_mailbox_stats(u, &stats, &err) != STORE_OK)
 		die("stats", err);
@@ -347,5 +464,6 @@ int main(int argc, char **argv)
 	}
 	store_user_unref(&u);
 	store_free(&s);
+	lazy_open(dir, "big", total);
 	return 0;
 }

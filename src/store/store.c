@@ -135,6 +135,7 @@ void store_settings_default(struct store_settings *set, const char *root)
 	set->hardlinks = true;
 	set->check_on_open = true;
 	set->delivery_key_ttl = 10 * 86400;  /* twice queue/max-time's default */
+	set->background_index = true;
 }
 
 /* UIDVALIDITY: the time, or one more than the last one given out (kept in
@@ -196,6 +197,7 @@ int store_new(const struct store_settings *set, struct store **store_r, const ch
 		return -1;
 	}
 	mime_init();
+	indexer_start(s);
 	*store_r = s;
 	return 0;
 }
@@ -206,6 +208,8 @@ void store_free(struct store **store)
 
 	if (s == NULL)
 		return;
+	/* Drops the references the indexer's queue holds. */
+	indexer_stop(s);
 	if (s->users != NULL) {
 		/* A caller's bug; at shutdown, leaking beats a crash. */
 		log_error("store", "store_free with users still open: not freed");
@@ -214,6 +218,8 @@ void store_free(struct store **store)
 	}
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->uv_lock);
+	pthread_mutex_destroy(&s->idx_lock);
+	pthread_cond_destroy(&s->idx_cond);
 	free(s->mail_dir);
 	free(s->root);
 	free(s);
@@ -1296,6 +1302,7 @@ enum store_status store_folder_open(struct store_user *u, const char *name,
 		dir = NULL;
 		pthread_mutex_init(&f->lock, NULL);
 		pthread_mutex_init(&f->rlock, NULL);
+		pthread_mutex_init(&f->ilock, NULL);
 		pthread_mutex_init(&f->commit_lock, NULL);
 		pthread_cond_init(&f->commit_cond, NULL);
 		pthread_mutex_init(&f->ev_lock, NULL);
@@ -1316,6 +1323,7 @@ enum store_status store_folder_open(struct store_user *u, const char *name,
 	}
 	folder_unlock(f);
 	folder_dispatch(f);
+	folder_index_if_wanted(f);
 	*folder_r = f;
 	return STORE_OK;
 }
@@ -1355,6 +1363,7 @@ void store_folder_close(struct store_folder **folder)
 	}
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->rlock);
+	pthread_mutex_destroy(&f->ilock);
 	pthread_mutex_destroy(&f->commit_lock);
 	pthread_cond_destroy(&f->commit_cond);
 	pthread_mutex_destroy(&f->ev_lock);
@@ -1382,6 +1391,7 @@ enum store_status store_reindex_folder(struct store_user *u, const char *name, b
 		folder_unlock(f);
 	}
 	folder_dispatch(f);
+	folder_index_if_wanted(f);
 	store_folder_close(&f);
 	return ret;
 }

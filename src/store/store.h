@@ -28,6 +28,9 @@
  *    store_vanished what changed.  It may call store functions, but
  *    store_unwatch of its own watch from inside the callback is the only
  *    way to unwatch there.
+ *  - store_new starts one thread of its own, the indexer (full-text index
+ *    and lazily rebuilt caches, settings.background_index); it holds
+ *    references to the folders it has queued, which store_free drops.
  *
  * Errors: functions return enum store_status (STORE_OK = 0) and, on
  * failure, a reason in *error_r: a static or thread-local string valid
@@ -68,9 +71,10 @@
 /* Search expressions: nesting and number of keys (HOSTILE-INPUT row 19). */
 #define STORE_SEARCH_MAX_DEPTH 32
 #define STORE_SEARCH_MAX_KEYS 1000
-/* Schema version of index.fld (PRAGMA user_version).  An older index is
- * rebuilt, keeping UIDs and flags. */
-#define STORE_INDEX_VERSION 1
+/* Schema version of index.fld (PRAGMA user_version).  Version 1 (no
+ * pending column) is upgraded in place at open; any other is rebuilt,
+ * keeping UIDs and flags. */
+#define STORE_INDEX_VERSION 2
 
 enum store_status {
 	STORE_OK = 0,
@@ -121,9 +125,14 @@ struct store_settings {
 	bool check_on_open;           /* PRAGMA quick_check when a folder index is first opened,
 				       * if under 64 MiB or not closed cleanly */
 	int64_t delivery_key_ttl;     /* seconds a delivery key is remembered (store_deliver_once) */
+	/* A thread that fills the full-text index (and, after a lazy
+	 * rebuild, the cache) in the background.  Off: only searches and
+	 * store_folder_index_pending do it. */
+	bool background_index;
 };
 
-/* Defaults: MIME limits, 100 MiB messages, fsync, hard links, check. */
+/* Defaults: MIME limits, 100 MiB messages, fsync, hard links, check,
+ * background indexing. */
 void store_settings_default(struct store_settings *set, const char *root);
 
 /* Opens the store (creates root/mail).  Returns 0 or -1 with *error_r. */
@@ -318,7 +327,9 @@ struct store_page {
 
 /* One page of at most max messages with a UID in uids (NULL: all), above
  * after_uid, and with modseq > changedsince (0: any), in UID order.  Pages
- * bound memory and lock time, so a FETCH over 100 000 messages streams. */
+ * bound memory and lock time, so a FETCH over 100 000 messages streams.
+ * A message whose cache a lazy rebuild left empty is parsed for the page
+ * when fields ask for cached items (header_size and sent_date then too). */
 enum store_status store_fetch(struct store_folder *folder, const struct store_uidset *uids,
 			      uint64_t changedsince, uint32_t fields, uint32_t after_uid, size_t max,
 			      struct store_page **page_r, const char **error_r) PETREL_MUST_CHECK;
@@ -442,7 +453,9 @@ struct store_search_key {
 /* The UIDs matching key, sorted.  Full-text keys match whole words and word
  * prefixes (SQLite FTS5, unicode61, diacritics folded): "deliv" finds
  * "delivery", not "redelivery".  *highestmodseq_r (may be NULL) is the
- * highest modseq among the results (CONDSTORE SEARCH). */
+ * highest modseq among the results (CONDSTORE SEARCH).  Keys that need the
+ * full text or cached headers first index the folder's messages that are
+ * not yet indexed, so every message delivered before the call is seen. */
 enum store_status store_search(struct store_folder *folder, const struct store_search_key *key,
 			       uint32_t **uids_r, size_t *count_r, uint64_t *highestmodseq_r,
 			       const char **error_r) PETREL_MUST_CHECK;
@@ -489,6 +502,14 @@ struct store_watch *store_watch(struct store_folder *folder, store_watch_fn *fn,
 void store_unwatch(struct store_watch **watch);
 
 /* --- administration ----------------------------------------------------------- */
+
+/* Messages whose full-text entry (or, after a lazy rebuild, cached
+ * envelope and structure) is not yet made: *left_r after indexing them all
+ * now when run is true.  Deliveries leave this to a background thread
+ * (settings.background_index); a SEARCH that needs it catches up first. */
+#define STORE_HAVE_INDEX_PENDING 1
+enum store_status store_folder_index_pending(struct store_folder *folder, bool run, size_t *left_r,
+					     const char **error_r) PETREL_MUST_CHECK;
 
 struct store_reindex_result {
 	uint32_t messages;        /* in the index afterwards */

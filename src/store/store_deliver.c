@@ -414,6 +414,9 @@ static void group_commit(struct store_folder *f, struct pending *p)
 	}
 	pthread_mutex_unlock(&f->commit_lock);
 	folder_dispatch(f);
+	/* The full-text entry is the indexer's (store_indexer.c). */
+	if (p->status == STORE_OK && !p->duplicate)
+		folder_index_later(f);
 }
 
 /* Writes data to a new temp file in dir and fsyncs it.  Returns the path
@@ -620,8 +623,9 @@ void store_deliver_many(const struct store_message *msg, struct store_rcpt *rcpt
 		free(norm);
 		return;
 	}
-	/* Parsed once for every recipient. */
-	mime_summarize(data, len, &store->set.mime, true, &sum);
+	/* Parsed once for every recipient; the text for the full-text index
+	 * is extracted later by the indexer, off the delivery path. */
+	mime_summarize(data, len, &store->set.mime, false, &sum);
 	store_guid(guid);
 	if (count > 1 && store->set.hardlinks) {
 		char *dir = folder_dir_copy(rcpts[0].folder);
@@ -782,7 +786,7 @@ enum store_status store_copy(struct store_folder *src, struct store_folder *dst,
 				user_usage_add(dst->user, -(int64_t)r->size, -1);
 			continue;
 		}
-		mime_summarize(data, len, &dst->user->store->set.mime, true, &sum);
+		mime_summarize(data, len, &dst->user->store->set.mime, false, &sum);
 		for (int b = 0; b < STORE_MAX_KEYWORDS; b++) {
 			if ((r->keywords & ((uint64_t)1 << b)) != 0 && kwnames[b] != NULL)
 				names[nk++] = kwnames[b];

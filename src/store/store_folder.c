@@ -301,6 +301,62 @@ static const char *page_str(struct store_page *p, sqlite3_stmt *st, int col, siz
 }
 
 #define PAGE_STRS 9
+/* Fields that come from the parsed file (NULL on a lazily rebuilt row). */
+#define FETCH_DERIVED (STORE_FETCH_ENVELOPE | STORE_FETCH_BODYSTRUCTURE | STORE_FETCH_BODY | \
+		       STORE_FETCH_HEADERS | STORE_FETCH_PREVIEW | STORE_FETCH_THREAD)
+
+/* A fetched row whose cached columns the indexer has not filled yet. */
+struct lazy_row {
+	size_t i;                     /* in the page */
+	char *path;
+};
+
+static void page_put(struct store_page *p, const char *s, size_t *offsets, size_t k)
+{
+	if (s == NULL) {
+		offsets[k] = SIZE_MAX;
+		return;
+	}
+	offsets[k] = p->strings.len;
+	if (buf_append_str(&p->strings, s) < 0 || buf_append_char(&p->strings, '\0') < 0)
+		panic("store: page strings over limit");
+}
+
+/* Parses the files of rows a lazy rebuild left without their cache, for
+ * this answer only: the read connection cannot write, and the indexer
+ * (queued here) stores them.  No lock is held. */
+static void fetch_lazy(struct store_folder *f, struct store_page *p, uint32_t fields, size_t *offs,
+		       struct lazy_row *lazy, size_t nlazy)
+{
+	for (size_t j = 0; j < nlazy; j++) {
+		struct store_msg *m = &p->msgs[lazy[j].i];
+		struct mime_summary sum;
+		char *data;
+		size_t len, k = lazy[j].i * PAGE_STRS;
+
+		if (fileio_read_all(lazy[j].path, (size_t)1 << 31, &data, &len) < 0)
+			continue;          /* removed by hand: a re-index expunges it */
+		mime_summarize(data, len, &f->user->store->set.mime, false, &sum);
+		free(data);
+		m->header_size = sum.header_size;
+		m->sent_date = sum.sent_date;
+		page_put(p, fields & STORE_FETCH_ENVELOPE ? sum.envelope : NULL, offs, k);
+		page_put(p, fields & STORE_FETCH_BODYSTRUCTURE ? sum.bodystructure : NULL, offs, k + 1);
+		page_put(p, fields & STORE_FETCH_BODY ? sum.body : NULL, offs, k + 2);
+		page_put(p, fields & STORE_FETCH_HEADERS ? sum.headers : NULL, offs, k + 3);
+		page_put(p, fields & STORE_FETCH_PREVIEW ? sum.preview : NULL, offs, k + 4);
+		page_put(p, fields & STORE_FETCH_THREAD ? sum.message_id : NULL, offs, k + 5);
+		page_put(p, fields & STORE_FETCH_THREAD ? sum.in_reply_to : NULL, offs, k + 6);
+		page_put(p, fields & STORE_FETCH_THREAD ? sum.references : NULL, offs, k + 7);
+		page_put(p, fields & STORE_FETCH_THREAD ? sum.subject : NULL, offs, k + 8);
+		mime_summary_deinit(&sum);
+	}
+	for (size_t j = 0; j < nlazy; j++)
+		free(lazy[j].path);
+	free(lazy);
+	if (nlazy > 0)
+		folder_index_later(f);
+}
 
 enum store_status store_fetch(struct store_folder *f, const struct store_uidset *uids,
 			      uint64_t changedsince, uint32_t fields, uint32_t after_uid, size_t max,
@@ -313,12 +369,14 @@ enum store_status store_fetch(struct store_folder *f, const struct store_uidset 
 	enum store_status ret;
 	int rc = SQLITE_OK;
 	char sql[1024];
+	struct lazy_row *lazy = NULL;
+	size_t nlazy = 0;
 
 	if (max == 0)
 		max = 1;
 	snprintf(sql, sizeof(sql),
 		 "SELECT uid, flags, keywords, modseq, internal_date, tz, save_date, size, header_size,"
-		 " sent_date, guid, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM msgs"
+		 " sent_date, guid, %s, %s, %s, %s, %s, %s, %s, %s, %s, pending, file FROM msgs"
 		 " WHERE uid BETWEEN ? AND ? AND modseq > ? ORDER BY uid LIMIT ?",
 		 fields & STORE_FETCH_ENVELOPE ? "envelope" : "NULL",
 		 fields & STORE_FETCH_BODYSTRUCTURE ? "bodystructure" : "NULL",
@@ -374,6 +432,14 @@ enum store_status store_fetch(struct store_folder *f, const struct store_uidset 
 				memcpy(m->guid, guid, strlen(guid) + 1);
 			for (int c = 11; c < 11 + PAGE_STRS; c++)
 				page_str(p, st, c, offs, &k);
+			if ((sqlite3_column_int(st, 20) & PENDING_CACHE) != 0 && (fields & FETCH_DERIVED) != 0) {
+				/* the path under rlock: f->dir is stable while the
+				 * read connection is current */
+				lazy = xreallocarray(lazy, nlazy + 1, sizeof(*lazy));
+				lazy[nlazy].i = p->count;
+				lazy[nlazy].path = folder_msg_path(f, (const char *)sqlite3_column_text(st, 21));
+				nlazy++;
+			}
 			p->count++;
 			p->last_uid = m->uid;
 		}
@@ -387,10 +453,14 @@ enum store_status store_fetch(struct store_folder *f, const struct store_uidset 
 		free(offs);
 		p->count = 0;
 		store_page_free(&p);
+		for (size_t j = 0; j < nlazy; j++)
+			free(lazy[j].path);
+		free(lazy);
 		return ret;
 	}
 	(void)db_exec(f->rdb, "COMMIT");
 	folder_runlock(f);
+	fetch_lazy(f, p, fields, offs, lazy, nlazy);
 	/* Strings are pointers into one buffer, fixed once it stops growing. */
 	for (size_t i = 0; i < p->count; i++) {
 		const char **dst[PAGE_STRS] = {

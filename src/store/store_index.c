@@ -54,8 +54,10 @@ static const char schema_sql[] =
 	" from_text TEXT, to_text TEXT, cc_text TEXT, bcc_text TEXT,"
 	" sort_from TEXT, sort_to TEXT, sort_cc TEXT, display_from TEXT, display_to TEXT,"
 	" envelope TEXT, bodystructure TEXT, body TEXT, headers TEXT, preview TEXT,"
-	" has_attachment INTEGER NOT NULL DEFAULT 0);"
+	" has_attachment INTEGER NOT NULL DEFAULT 0, pending INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX msgs_modseq ON msgs(modseq);"
+	/* the indexer's work list: small, only rows still to index */
+	"CREATE INDEX msgs_pending ON msgs(uid) WHERE pending != 0;"
 	"CREATE TABLE expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
 	"CREATE INDEX expunged_modseq ON expunged(modseq);"
 	"CREATE TABLE keywords(bit INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE);"
@@ -73,12 +75,25 @@ static const char schema_sql[] =
 	" unseen = unseen + ((NEW.flags & 1) = 0) - ((OLD.flags & 1) = 0),"
 	" deleted = deleted + ((NEW.flags & 8) != 0) - ((OLD.flags & 8) != 0); END;";
 
+/* Columns filled from the parsed message (mime_summarize), in the order
+ * index_bind_summary binds them: for an UPDATE by the indexer. */
+const char index_summary_columns[] =
+	"header_size = ?, sent_date = ?, sent_tz = ?, message_id = ?, in_reply_to = ?, refs = ?,"
+	" subject = ?, base_subject = ?, from_text = ?, to_text = ?, cc_text = ?, bcc_text = ?,"
+	" sort_from = ?, sort_to = ?, sort_cc = ?, display_from = ?, display_to = ?, envelope = ?,"
+	" bodystructure = ?, body = ?, headers = ?, preview = ?, has_attachment = ?";
+
 static const char insert_sql[] =
 	"INSERT INTO msgs(uid, file, flags, keywords, modseq, internal_date, tz, save_date, size,"
-	" header_size, guid, sent_date, sent_tz, message_id, in_reply_to, refs, subject, base_subject,"
-	" from_text, to_text, cc_text, bcc_text, sort_from, sort_to, sort_cc, display_from, display_to,"
-	" envelope, bodystructure, body, headers, preview, has_attachment)"
-	" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+	" guid, pending, header_size, sent_date, sent_tz, message_id, in_reply_to, refs, subject,"
+	" base_subject, from_text, to_text, cc_text, bcc_text, sort_from, sort_to, sort_cc,"
+	" display_from, display_to, envelope, bodystructure, body, headers, preview, has_attachment)"
+	" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+/* Version 1 had no pending column: every row was fully indexed. */
+static const char migrate_v1_sql[] =
+	"ALTER TABLE msgs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX msgs_pending ON msgs(uid) WHERE pending != 0;";
 
 int db_exec(sqlite3 *db, const char *sql)
 {
@@ -131,32 +146,13 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
-static int insert_row(sqlite3 *db, sqlite3_stmt **ins, sqlite3_stmt **fts, uint32_t uid,
-		      const char *file, uint32_t flags, uint64_t keywords, uint64_t modseq,
-		      int64_t internal_date, int tz, int64_t save_date, uint64_t size, const char *guid,
-		      const struct mime_summary *s)
+int index_bind_summary(sqlite3_stmt *st, int i, const struct mime_summary *s)
 {
-	sqlite3_stmt *st;
-	int rc, i = 1;
+	static const struct mime_summary none;
 
-	if (*ins == NULL && sqlite3_prepare_v3(db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, ins, NULL) != SQLITE_OK)
-		return sqlite3_errcode(db);
-	if (*fts == NULL &&
-	    sqlite3_prepare_v3(db, "INSERT INTO fts(rowid, hdr, body) VALUES (?, ?, ?)", -1,
-			       SQLITE_PREPARE_PERSISTENT, fts, NULL) != SQLITE_OK)
-		return sqlite3_errcode(db);
-	st = *ins;
-	sqlite3_bind_int64(st, i++, uid);
-	bind_text(st, i++, file);
-	sqlite3_bind_int64(st, i++, flags);
-	sqlite3_bind_int64(st, i++, (int64_t)keywords);
-	sqlite3_bind_int64(st, i++, (int64_t)modseq);
-	sqlite3_bind_int64(st, i++, internal_date);
-	sqlite3_bind_int(st, i++, tz);
-	sqlite3_bind_int64(st, i++, save_date);
-	sqlite3_bind_int64(st, i++, (int64_t)size);
+	if (s == NULL)
+		s = &none;
 	sqlite3_bind_int64(st, i++, (int64_t)s->header_size);
-	bind_text(st, i++, guid);
 	sqlite3_bind_int64(st, i++, s->sent_date);
 	sqlite3_bind_int(st, i++, s->sent_tz);
 	bind_text(st, i++, s->message_id);
@@ -179,17 +175,35 @@ static int insert_row(sqlite3 *db, sqlite3_stmt **ins, sqlite3_stmt **fts, uint3
 	bind_text(st, i++, s->headers);
 	bind_text(st, i++, s->preview);
 	sqlite3_bind_int(st, i++, s->has_attachment);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
-		return rc;
-	st = *fts;
-	sqlite3_bind_int64(st, 1, uid);
-	sqlite3_bind_text(st, 2, s->header_text.data != NULL ? s->header_text.data : "",
-			  (int)s->header_text.len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, s->text.data != NULL ? s->text.data : "", (int)s->text.len,
-			  SQLITE_STATIC);
+	return i;
+}
+
+/* One message row.  The full-text entry is always left to the indexer
+ * (store_indexer.c): tokenizing the text was most of a delivery's CPU.
+ * Without a summary (a lazy rebuild) the cached columns wait too. */
+static int insert_row(sqlite3 *db, sqlite3_stmt **ins, uint32_t uid, const char *file,
+		      uint32_t flags, uint64_t keywords, uint64_t modseq, int64_t internal_date,
+		      int tz, int64_t save_date, uint64_t size, const char *guid,
+		      const struct mime_summary *s)
+{
+	sqlite3_stmt *st;
+	int rc, i = 1;
+
+	if (*ins == NULL && sqlite3_prepare_v3(db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, ins, NULL) != SQLITE_OK)
+		return sqlite3_errcode(db);
+	st = *ins;
+	sqlite3_bind_int64(st, i++, uid);
+	bind_text(st, i++, file);
+	sqlite3_bind_int64(st, i++, flags);
+	sqlite3_bind_int64(st, i++, (int64_t)keywords);
+	sqlite3_bind_int64(st, i++, (int64_t)modseq);
+	sqlite3_bind_int64(st, i++, internal_date);
+	sqlite3_bind_int(st, i++, tz);
+	sqlite3_bind_int64(st, i++, save_date);
+	sqlite3_bind_int64(st, i++, (int64_t)size);
+	bind_text(st, i++, guid);
+	sqlite3_bind_int(st, i++, s != NULL ? PENDING_FTS : PENDING_FTS | PENDING_CACHE);
+	index_bind_summary(st, i, s);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -200,7 +214,7 @@ int index_insert(struct store_folder *f, uint32_t uid, const char *file, uint32_
 		 uint64_t keywords, uint64_t modseq, int64_t internal_date, int tz,
 		 int64_t save_date, uint64_t size, const char *guid, const struct mime_summary *sum)
 {
-	return insert_row(f->db, &f->st_insert, &f->st_fts, uid, file, flags, keywords, modseq,
+	return insert_row(f->db, &f->st_insert, uid, file, flags, keywords, modseq,
 			  internal_date, tz, save_date, size, guid, sum);
 }
 
@@ -429,11 +443,46 @@ struct salvage {
 	uint32_t *expunged;
 	uint64_t *expunged_modseq;
 	size_t expunged_count;
+	struct salvage_key {
+		char key[65];
+		uint32_t uid;
+		int64_t time;
+	} *keys;                      /* delivery keys */
+	size_t key_count;
 };
 
 static int cmp_salvage(const void *a, const void *b)
 {
 	return strcmp(((const struct salvage_row *)a)->file, ((const struct salvage_row *)b)->file);
+}
+
+/* The delivery keys of the old index (none when it had no table). */
+static void salvage_keys(sqlite3 *db, struct salvage *sv)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT key, uid, time FROM delivery_keys", -1, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		int64_t uid = sqlite3_column_int64(st, 1);
+
+		if (k == NULL || strlen(k) != 64 || strspn(k, "0123456789abcdef") != 64 || uid <= 0 ||
+		    uid > UINT32_MAX)
+			continue;
+		if (sv->key_count == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			sv->keys = xreallocarray(sv->keys, cap, sizeof(*sv->keys));
+		}
+		memcpy(sv->keys[sv->key_count].key, k, 65);
+		sv->keys[sv->key_count].uid = (uint32_t)uid;
+		sv->keys[sv->key_count].time = sqlite3_column_int64(st, 2);
+		sv->key_count++;
+	}
+	sqlite3_finalize(st);
 }
 
 /* Reads what it can of an old or damaged index; stops at the first error
@@ -539,6 +588,7 @@ static void salvage_read(const char *path, struct salvage *sv)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
+	salvage_keys(db, sv);
 out:
 	for (int b = 0; b < STORE_MAX_KEYWORDS; b++)
 		free(kwnames[b]);
@@ -557,6 +607,7 @@ static void salvage_free(struct salvage *sv)
 	free(sv->rows);
 	free(sv->expunged);
 	free(sv->expunged_modseq);
+	free(sv->keys);
 }
 
 static void unlink_db_files(const char *path)
@@ -635,7 +686,7 @@ static void drop_duplicate_uids(struct file_entry *files, size_t nfiles)
 
 struct index_db {
 	sqlite3 *db;
-	sqlite3_stmt *ins, *fts;
+	sqlite3_stmt *ins;
 };
 
 /* Builds index.tmp from the files (with what sv kept of the old index) and
@@ -721,6 +772,24 @@ static enum store_status rebuild(struct store_folder *f, struct salvage *sv, uin
 			 (unsigned long long)(keep && !sv->have_expunged ? modseq : 0), (long long)now);
 		if (db_exec(x.db, sql) != SQLITE_OK)
 			goto dberr;
+		if (keep && sv->key_count > 0) {
+			/* Exactly-once survives a rebuild: the queue may still
+			 * redeliver a message this folder has. */
+			sqlite3_stmt *st = NULL;
+
+			if (delivery_keys_create(x.db) != SQLITE_OK ||
+			    sqlite3_prepare_v2(x.db, "INSERT OR IGNORE INTO delivery_keys(key, uid, time)"
+					       " VALUES (?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+				goto dberr;
+			for (size_t i = 0; i < sv->key_count; i++) {
+				sqlite3_bind_text(st, 1, sv->keys[i].key, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(st, 2, sv->keys[i].uid);
+				sqlite3_bind_int64(st, 3, sv->keys[i].time);
+				sqlite3_step(st);
+				sqlite3_reset(st);
+			}
+			sqlite3_finalize(st);
+		}
 		if (keep && sv->have_expunged) {
 			sqlite3_stmt *st = NULL;
 
@@ -740,9 +809,7 @@ static enum store_status rebuild(struct store_folder *f, struct salvage *sv, uin
 			for (size_t i = 0; i < nfiles; i++) {
 				struct file_entry *fe = &files[i];
 				struct salvage_row key = { .file = fe->name }, *r = NULL;
-				struct mime_summary sum;
-				char *path, *data, guid[33];
-				size_t len;
+				char guid[33];
 				uint64_t kw = 0;
 				int rc;
 
@@ -752,14 +819,21 @@ static enum store_status rebuild(struct store_folder *f, struct salvage *sv, uin
 					fe->uid = uidnext++;
 				if (keep)
 					r = sv->count == 0 ? NULL : bsearch(&key, sv->rows, sv->count, sizeof(*sv->rows), cmp_salvage);
-				path = folder_msg_path(f, fe->name);
-				if (index_read_message(f, path, &data, &len) < 0) {
-					log_warn("store", "folder=%s cannot read %s: %s", f->dir, path, strerror(errno));
+				/* Lazy: what the listing gave; the file is read by
+				 * the indexer, or by a FETCH that needs it first.
+				 * Files of other names were put there by hand and
+				 * may have LF line ends: they are rewritten with
+				 * CRLF now, so that the size is right at once. */
+				if (fe->name_uid == 0) {
+					char *path = folder_msg_path(f, fe->name), *data;
+					size_t len;
+
+					if (index_read_message(f, path, &data, &len) == 0) {
+						fe->size = len;
+						free(data);
+					}
 					free(path);
-					continue;
 				}
-				free(path);
-				mime_summarize(data, len, &store->set.mime, true, &sum);
 				if (r != NULL && r->keywords != NULL && *r->keywords != '\0') {
 					char *copy = xstrdup(r->keywords), *save = NULL;
 					const char *names[STORE_MAX_KEYWORDS + 1];
@@ -777,13 +851,11 @@ static enum store_status rebuild(struct store_folder *f, struct salvage *sv, uin
 					memcpy(guid, r->guid, 33);
 				else
 					store_guid(guid);
-				rc = insert_row(x.db, &x.ins, &x.fts, fe->uid, fe->name,
+				rc = insert_row(x.db, &x.ins, fe->uid, fe->name,
 						r != NULL ? r->flags : 0, kw,
 						r != NULL && r->modseq > 0 && r->modseq < modseq ? r->modseq : modseq,
 						r != NULL ? r->internal_date : fe->mtime, r != NULL ? r->tz : 0,
-						r != NULL ? r->save_date : now, len, guid, &sum);
-				mime_summary_deinit(&sum);
-				free(data);
+						r != NULL ? r->save_date : now, fe->size, guid, NULL);
 				if (rc != SQLITE_OK)
 					goto dberr;
 				if (r == NULL)
@@ -799,8 +871,7 @@ static enum store_status rebuild(struct store_folder *f, struct salvage *sv, uin
 			goto dberr;
 	}
 	sqlite3_finalize(x.ins);
-	sqlite3_finalize(x.fts);
-	x.ins = x.fts = NULL;
+	x.ins = NULL;
 	db_exec(x.db, "PRAGMA journal_mode=WAL");
 	if (sqlite3_close(x.db) != SQLITE_OK) {
 		x.db = NULL;
@@ -839,7 +910,6 @@ dberr:
 out:
 	if (x.db != NULL) {
 		sqlite3_finalize(x.ins);
-		sqlite3_finalize(x.fts);
 		sqlite3_close(x.db);
 	}
 	if (ret != STORE_OK)
@@ -912,21 +982,42 @@ static bool needs_check(const char *path)
 	return check;
 }
 
+/* Upgrades a version 1 index in place: one column with a default (no
+ * rewrite of the table in SQLite) and a small index. */
+static int migrate_v1(sqlite3 *db)
+{
+	char sql[64];
+	int rc = db_exec(db, "BEGIN IMMEDIATE");
+
+	if (rc != SQLITE_OK)
+		return rc;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_INDEX_VERSION);
+	rc = db_exec(db, migrate_v1_sql);
+	if (rc == SQLITE_OK)
+		rc = db_exec(db, sql);
+	if (rc == SQLITE_OK)
+		rc = db_exec(db, "COMMIT");
+	if (rc != SQLITE_OK)
+		db_exec(db, "ROLLBACK");
+	return rc;
+}
+
 /* Opens index.fld, which exists; returns 0, or -1 when it is corrupt or of
  * another version (closed again). */
-static int open_existing(struct store_folder *f, const char *path, const char **why_r)
+static int open_existing(struct store_folder *f, const char *path, bool fresh, const char **why_r)
 {
 	struct store *store = f->user->store;
 	sqlite3_stmt *st;
 	int version = -1;
-	/* Before opening: opening creates the -wal file. */
-	bool check = store->set.check_on_open && needs_check(path);
+	/* Before opening: opening creates the -wal file.  An index we have
+	 * just built (fresh) needs no check. */
+	bool check = !fresh && store->set.check_on_open && needs_check(path);
 
 	*why_r = "cannot open";
 	if (sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
 		goto bad;
 	configure_db(f->db, store->set.fsync);
-	search_register_functions(f);
+	search_register_functions(f, f->db);
 	st = db_prepare(f, "PRAGMA user_version");
 	if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
@@ -935,6 +1026,12 @@ static int open_existing(struct store_folder *f, const char *path, const char **
 	}
 	version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
+	if (version == 1 && migrate_v1(f->db) != SQLITE_OK) {
+		*why_r = sqlite3_errmsg(f->db);
+		goto bad;
+	}
+	if (version == 1)
+		version = STORE_INDEX_VERSION;
 	if (version != STORE_INDEX_VERSION) {
 		*why_r = "index version";
 		goto bad;
@@ -960,6 +1057,10 @@ static int open_existing(struct store_folder *f, const char *path, const char **
 		*why_r = sqlite3_errmsg(f->db);
 		goto bad;
 	}
+	/* Work left by a lazy rebuild or by deliveries before a restart. */
+	st = db_prepare(f, "SELECT 1 FROM msgs WHERE pending != 0 LIMIT 1");
+	f->idx_wanted = st != NULL && sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
 	return 0;
 bad:
 	if (f->db != NULL) {
@@ -995,7 +1096,7 @@ static void adopt_orphans(struct store_folder *f)
 			return;
 		}
 		free(path);
-		mime_summarize(data, len, &f->user->store->set.mime, true, &sum);
+		mime_summarize(data, len, &f->user->store->set.mime, false, &sum);
 		store_guid(guid);
 		db_exec(f->db, "BEGIN IMMEDIATE");
 		rc = index_insert(f, (uint32_t)uidnext, name, 0, 0, (uint64_t)modseq, st.st_mtime, 0,
@@ -1019,6 +1120,7 @@ static void adopt_orphans(struct store_folder *f)
 		}
 		log_warn("store", "folder=%s adopted %s left by an interrupted delivery%s", f->dir, name,
 			 marker != NULL ? " (delivery key kept)" : "");
+		f->idx_wanted = true;
 		if (marker != NULL)
 			(void)fileio_unlink(marker);
 		free(marker);
@@ -1063,7 +1165,7 @@ static enum store_status open_index(struct store_folder *f, const char **error_r
 		ret = STORE_E_NOTFOUND;
 		goto out;
 	}
-	if (access(path, F_OK) == 0 && open_existing(f, path, &why) < 0) {
+	if (access(path, F_OK) == 0 && open_existing(f, path, false, &why) < 0) {
 		corrupt = folder_file(f, STORE_INDEX_CORRUPT);
 		log_warn("store", "folder=%s index unusable (%s): moved to %s, rebuilding", f->dir, why,
 			 STORE_INDEX_CORRUPT);
@@ -1099,7 +1201,7 @@ static enum store_status open_index(struct store_folder *f, const char **error_r
 				 salvage_from == bad ? STORE_INDEX_BAD : salvage_from != NULL ? STORE_INDEX_CORRUPT : "");
 		else
 			log_debug("store", "folder=%s new index", f->dir);
-		if (open_existing(f, path, &why) < 0) {
+		if (open_existing(f, path, true, &why) < 0) {
 			*error_r = store_errf("cannot open rebuilt index: %s", why);
 			ret = STORE_E_TEMP;
 			goto out;
@@ -1278,7 +1380,7 @@ enum store_status folder_reindex(struct store_folder *f, bool rebuild_all,
 				continue;
 			}
 			free(path);
-			mime_summarize(data, len, &f->user->store->set.mime, true, &sum);
+			mime_summarize(data, len, &f->user->store->set.mime, false, &sum);
 			store_guid(guid);
 			rc = index_insert(f, (uint32_t)uidnext, fe->name, 0, 0, (uint64_t)modseq, fe->mtime, 0,
 					  time(NULL), len, guid, &sum);
@@ -1332,6 +1434,8 @@ enum store_status folder_reindex(struct store_folder *f, bool rebuild_all,
 		goto out;
 	}
 	user_usage_add(f->user, bytes_delta, msgs_delta);
+	if (nadded > 0)
+		f->idx_wanted = true;
 	if (ngone > 0)
 		qsort(gone, ngone, sizeof(*gone), cmp_u32);
 	if (ngone > 0)

@@ -14,6 +14,9 @@
  *  - folder->rlock: the read-only connection (store_read.c).  Taken after
  *    folder->lock when both are held; a reader holding rlock never waits
  *    for folder->lock, so reads do not queue behind a writer's fsync.
+ *  - folder->ilock: one indexing pass at a time per folder
+ *    (store_indexer.c).  Taken before folder->lock, never while holding it.
+ *  - store->idx_lock: the indexer's queue of folders (a leaf lock).
  */
 #ifndef PETREL_STORE_PRIVATE_H
 #define PETREL_STORE_PRIVATE_H
@@ -38,6 +41,12 @@
  * "#tmp.dk.<key hash>.<guid>" in the folder directory (store_deliver.c). */
 #define STORE_KEY_MARKER_PREFIX "#tmp.dk."
 #define STORE_DELETED_PREFIX "#deleted."
+/* msgs.pending: what is still to be derived from the file (the indexer,
+ * store_indexer.c, fills it in batches).  FTS: the full-text entry;
+ * CACHE: the cached columns (envelope, structure, headers, sort keys:
+ * after a lazy rebuild only). */
+#define PENDING_FTS 1
+#define PENDING_CACHE 2
 /* Indexes below this size get PRAGMA quick_check at first open. */
 #define STORE_CHECK_MAX_BYTES (64 * 1024 * 1024)
 #define STORE_DIR_MODE 0700
@@ -51,6 +60,13 @@ struct store {
 	struct store_user *users;
 	pthread_mutex_t uv_lock;
 	uint32_t last_uidvalidity;
+	/* the background indexer (store_indexer.c) */
+	pthread_mutex_t idx_lock;
+	pthread_cond_t idx_cond;
+	pthread_t idx_thread;
+	bool idx_running, idx_stop;
+	struct store_folder **idx_queue;   /* referenced folders (idx_lock) */
+	size_t idx_count, idx_cap;
 };
 
 struct store_user {
@@ -103,6 +119,11 @@ struct store_folder {
 	dev_t rdb_dev;
 	ino_t rdb_ino;
 	bool deleted;
+	/* indexing (store_indexer.c) */
+	pthread_mutex_t ilock;
+	bool idx_queued;              /* in store->idx_queue (store->idx_lock) */
+	int64_t idx_since, idx_last;  /* queued at, last delivery at (ms; idx_lock) */
+	bool idx_wanted;              /* pending rows seen at open (folder->lock) */
 	uint32_t uidvalidity;         /* of the open index */
 	int64_t keys_pruned;          /* last prune of old delivery keys (folder->lock) */
 	/* group commit */
@@ -151,11 +172,17 @@ sqlite3_stmt *db_prepare(struct store_folder *f, const char *sql);
 int64_t sql_meta_int(sqlite3 *db, const char *column);
 int64_t db_meta_int(struct store_folder *f, const char *column);
 
-/* Inserts one message row and its full-text entry (folder locked, in a
- * transaction). */
+/* Inserts one message row (folder locked, in a transaction).  Its
+ * full-text entry is left to the indexer (pending FTS); sum NULL leaves
+ * the cached columns empty too (pending CACHE). */
 int index_insert(struct store_folder *f, uint32_t uid, const char *file, uint32_t flags,
 		 uint64_t keywords, uint64_t modseq, int64_t internal_date, int tz,
 		 int64_t save_date, uint64_t size, const char *guid, const struct mime_summary *sum);
+/* Binds the cached columns of sum to st from index i on (NULLs when sum is
+ * NULL); returns the next index.  Shared with the indexer's UPDATE. */
+int index_bind_summary(sqlite3_stmt *st, int i, const struct mime_summary *sum);
+/* The cached columns, in index_bind_summary's order. */
+extern const char index_summary_columns[];
 
 /* Keyword names -> mask, creating bits (folder locked, in a transaction).
  * Returns 0, or -1 when the folder has no free bit left. */
@@ -176,6 +203,23 @@ enum store_status folder_reindex(struct store_folder *f, bool rebuild,
  * when needed) and summarizes it. */
 int index_read_message(struct store_folder *f, const char *path, char **data_r, size_t *len_r);
 
+/* --- store_indexer.c --- */
+
+/* Starts and stops the background indexer thread (store_new, store_free).
+ * Stopping drops the queued folders' references. */
+void indexer_start(struct store *store);
+void indexer_stop(struct store *store);
+/* Queues the folder for the background indexer (no folder lock held). */
+void folder_index_later(struct store_folder *f);
+/* Queues it when its open found pending rows (no folder lock held). */
+void folder_index_if_wanted(struct store_folder *f);
+/* Indexes every pending message of the folder now, in batches (no folder
+ * lock held). */
+enum store_status folder_index_all(struct store_folder *f, const char **error_r) PETREL_MUST_CHECK;
+/* Indexes the pending messages while the folder is locked (the last resort
+ * of a search racing with deliveries). */
+enum store_status folder_index_locked(struct store_folder *f, const char **error_r) PETREL_MUST_CHECK;
+
 /* --- store_read.c --- */
 
 /* Takes the read connection, opening it (through folder_lock) when it is
@@ -193,7 +237,7 @@ enum store_status rdb_error(struct store_folder *f, int rc, const char *what, co
 /* --- store_search.c --- */
 
 /* SQL functions used by search (on every new connection). */
-void search_register_functions(struct store_folder *f);
+void search_register_functions(struct store_folder *f, sqlite3 *db);
 
 /* --- store_folder.c --- */
 

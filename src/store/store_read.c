@@ -5,7 +5,8 @@
  * reader that took the same lock waited for the writer's fsync (tens of
  * milliseconds on a busy disk).  WAL lets readers run beside a writer on
  * another connection: SELECT, FETCH and STATUS read through this one,
- * under their own lock, and never wait for a commit.
+ * under their own lock, and never wait for a commit; so do SEARCH and SORT,
+ * after the write side has indexed what they need (store_search.c).
  *
  * A read transaction that starts after a commit returned sees it, and
  * change notifications are posted after the commit, so a session that is
@@ -71,6 +72,7 @@ static enum store_status rdb_open(struct store_folder *f, const char **error_r)
 	sqlite3_extended_result_codes(f->rdb, 0);
 	/* this connection never writes */
 	(void)db_exec(f->rdb, "PRAGMA query_only=ON");
+	search_register_functions(f, f->rdb);
 	(void)db_exec(f->rdb, "PRAGMA cell_size_check=ON");
 	/* Pages read through a mapping, not one pread() and copy each: a
 	 * FETCH over 100 000 messages reads tens of thousands of pages.

@@ -114,11 +114,11 @@ static void fn_header(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int(ctx, found);
 }
 
-void search_register_functions(struct store_folder *f)
+void search_register_functions(struct store_folder *f, sqlite3 *db)
 {
-	sqlite3_create_function(f->db, "petrel_icontains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+	sqlite3_create_function(db, "petrel_icontains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
 				fn_icontains, NULL, NULL);
-	sqlite3_create_function(f->db, "petrel_header", 3, SQLITE_UTF8, f, fn_header, NULL, NULL);
+	sqlite3_create_function(db, "petrel_header", 3, SQLITE_UTF8, f, fn_header, NULL, NULL);
 }
 
 /* --- SQL generation --- */
@@ -130,7 +130,7 @@ struct bind {
 };
 
 struct gen {
-	struct store_folder *f;
+	sqlite3 *db;                  /* the connection the query runs on */
 	struct buf sql;
 	struct bind *binds;
 	size_t nbinds;
@@ -206,6 +206,21 @@ fail:
 	return NULL;
 }
 
+/* The bit of a keyword (compared case-insensitively), or -1. */
+static int64_t keyword_bit(sqlite3 *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t bit = -1;
+
+	if (sqlite3_prepare_v2(db, "SELECT bit FROM keywords WHERE name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			bit = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return bit;
+}
+
 static void gen_key(struct gen *g, const struct store_search_key *k, unsigned depth)
 {
 	char tmp[160];
@@ -267,15 +282,14 @@ static void gen_key(struct gen *g, const struct store_search_key *k, unsigned de
 		sql(g, tmp);
 		break;
 	case STORE_SK_KEYWORD: {
-		const char *names[2] = { k->text, NULL };
-		uint64_t mask = 0;
+		int64_t bit = k->text != NULL ? keyword_bit(g->db, k->text) : -1;
 
-		if (k->text == NULL || keywords_to_mask(g->f, names, false, &mask) != 0 || mask == 0) {
+		if (bit < 0 || bit >= STORE_MAX_KEYWORDS) {
 			sql(g, "0");
 			break;
 		}
 		sql(g, "(keywords & ");
-		bind_i(g, (int64_t)mask);
+		bind_i(g, (int64_t)((uint64_t)1 << bit));
 		sql(g, ") != 0");
 		break;
 	}
@@ -373,89 +387,212 @@ static const char *sort_expr(enum store_sort_key k)
 	return NULL;
 }
 
-static enum store_status run(struct store_folder *f, const struct store_search_key *key,
-			     const struct store_sort *criteria, size_t ncrit, uint32_t **uids_r,
-			     size_t *count_r, uint64_t *hms_r, const char **error_r)
+/* Does the key read what the indexer derives from the files (full text,
+ * cached header columns, Date:)?  Then its pending messages are indexed
+ * first. */
+static bool key_needs_index(const struct store_search_key *k, unsigned depth)
 {
-	struct gen g = { 0 };
-	enum store_status ret;
+	if (depth > STORE_SEARCH_MAX_DEPTH)
+		return false;
+	switch (k->type) {
+	case STORE_SK_AND:
+	case STORE_SK_OR:
+	case STORE_SK_NOT:
+		for (size_t i = 0; i < k->child_count; i++) {
+			if (key_needs_index(&k->children[i], depth + 1))
+				return true;
+		}
+		return false;
+	case STORE_SK_SENTDATE:
+	case STORE_SK_HEADER:
+	case STORE_SK_BODY:
+	case STORE_SK_TEXT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool sort_needs_index(const struct store_sort *criteria, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (criteria[i].key != STORE_SORT_ARRIVAL && criteria[i].key != STORE_SORT_SIZE)
+			return true;
+	}
+	return false;
+}
+
+/* Is any message of db's snapshot still waiting for the indexer? */
+static bool any_pending(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool any = false;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM msgs WHERE pending != 0 LIMIT 1", -1, &st, NULL) == SQLITE_OK)
+		any = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return any;
+}
+
+struct result {
+	uint32_t *uids;
+	size_t count;
+	uint64_t hms;
+};
+
+/* Runs the search on db (locked by the caller).  Returns SQLITE_OK, a
+ * SQLite error, or -1 with g->status / g->error for a key the store
+ * refuses. */
+static int query(sqlite3 *db, struct gen *g, const struct store_search_key *key,
+		 const struct store_sort *criteria, size_t ncrit, struct result *res)
+{
 	sqlite3_stmt *st;
-	uint32_t *out = NULL;
-	size_t n = 0, cap = 0;
-	uint64_t hms = 0;
+	size_t cap = 0;
 	int rc;
 
-	ret = folder_lock(f, error_r);
-	if (ret != STORE_OK)
-		return ret;
-	g.f = f;
-	buf_init(&g.sql, 4 * 1024 * 1024);
-	sql(&g, "SELECT uid, modseq FROM msgs WHERE ");
-	gen_key(&g, key, 0);
-	sql(&g, " ORDER BY ");
+	memset(res, 0, sizeof(*res));
+	g->db = db;
+	buf_init(&g->sql, 4 * 1024 * 1024);
+	sql(g, "SELECT uid, modseq FROM msgs WHERE ");
+	gen_key(g, key, 0);
+	sql(g, " ORDER BY ");
 	for (size_t i = 0; i < ncrit; i++) {
 		const char *e = sort_expr(criteria[i].key);
 
 		if (e == NULL) {
-			g.status = STORE_E_INVALID;
-			g.error = "unknown sort key";
+			g->status = STORE_E_INVALID;
+			g->error = "unknown sort key";
 			break;
 		}
-		sql(&g, e);
-		sql(&g, criteria[i].reverse ? " DESC, " : " ASC, ");
+		sql(g, e);
+		sql(g, criteria[i].reverse ? " DESC, " : " ASC, ");
 	}
-	sql(&g, "uid");
-	if (g.status != STORE_OK) {
-		folder_unlock(f);
-		*error_r = g.error;
-		ret = g.status;
-		gen_free(&g);
-		return ret;
-	}
-	st = db_prepare(f, g.sql.data);
-	if (st == NULL) {
-		rc = sqlite3_errcode(f->db);
-		gen_free(&g);
-		ret = folder_db_error(f, rc, "search", error_r);
-		folder_unlock(f);
-		return ret;
-	}
-	for (size_t i = 0; i < g.nbinds; i++) {
-		if (g.binds[i].is_text)
-			sqlite3_bind_text(st, (int)i + 1, g.binds[i].text, -1, SQLITE_STATIC);
+	sql(g, "uid");
+	if (g->status != STORE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, g->sql.data, -1, &st, NULL) != SQLITE_OK)
+		return sqlite3_errcode(db);
+	for (size_t i = 0; i < g->nbinds; i++) {
+		if (g->binds[i].is_text)
+			sqlite3_bind_text(st, (int)i + 1, g->binds[i].text, -1, SQLITE_STATIC);
 		else
-			sqlite3_bind_int64(st, (int)i + 1, g.binds[i].i);
+			sqlite3_bind_int64(st, (int)i + 1, g->binds[i].i);
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		uint64_t ms = (uint64_t)sqlite3_column_int64(st, 1);
 
-		if (n == cap) {
+		if (res->count == cap) {
 			cap = cap == 0 ? 64 : cap * 2;
-			out = xreallocarray(out, cap, sizeof(*out));
+			res->uids = xreallocarray(res->uids, cap, sizeof(*res->uids));
 		}
-		out[n++] = (uint32_t)sqlite3_column_int64(st, 0);
-		if (ms > hms)
-			hms = ms;
+		res->uids[res->count++] = (uint32_t)sqlite3_column_int64(st, 0);
+		if (ms > res->hms)
+			res->hms = ms;
 	}
 	sqlite3_finalize(st);
-	gen_free(&g);
 	if (rc != SQLITE_DONE) {
-		free(out);
-		/* A malformed FTS query is the client's, not corruption. */
-		if ((rc & 0xff) == SQLITE_ERROR) {
-			*error_r = store_errf("search failed: %s", sqlite3_errmsg(f->db));
-			folder_unlock(f);
-			return STORE_E_INVALID;
-		}
-		ret = folder_db_error(f, rc, "search", error_r);
+		free(res->uids);
+		res->uids = NULL;
+		res->count = 0;
+		return rc;
+	}
+	return SQLITE_OK;
+}
+
+/* The last resort when deliveries keep adding pending messages between a
+ * catch-up and the query: both under the folder lock, on the write
+ * connection. */
+static enum store_status run_locked(struct store_folder *f, const struct store_search_key *key,
+				    const struct store_sort *criteria, size_t ncrit, struct result *res,
+				    const char **error_r)
+{
+	struct gen g = { 0 };
+	enum store_status ret = folder_lock(f, error_r);
+	int rc;
+
+	if (ret != STORE_OK)
+		return ret;
+	ret = folder_index_locked(f, error_r);
+	if (ret != STORE_OK) {
 		folder_unlock(f);
 		return ret;
 	}
+	rc = query(f->db, &g, key, criteria, ncrit, res);
+	if (rc < 0) {
+		*error_r = g.error;
+		ret = g.status;
+	} else if ((rc & 0xff) == SQLITE_ERROR) {
+		/* A malformed FTS query is the client's, not corruption. */
+		*error_r = store_errf("search failed: %s", sqlite3_errmsg(f->db));
+		ret = STORE_E_INVALID;
+	} else if (rc != SQLITE_OK) {
+		ret = folder_db_error(f, rc, "search", error_r);
+	}
 	folder_unlock(f);
-	*uids_r = out;
-	*count_r = n;
+	gen_free(&g);
+	return ret;
+}
+
+/* SEARCH and SORT read through the folder's read connection, beside
+ * writers (store_read.c).  A key that reads derived data first has the
+ * folder's pending messages indexed (write side, store_indexer.c); when a
+ * delivery slips in between, the catch-up runs again, and after a few
+ * rounds both run under the folder lock.  So a search sees every message
+ * delivered before it started. */
+static enum store_status run(struct store_folder *f, const struct store_search_key *key,
+			     const struct store_sort *criteria, size_t ncrit, uint32_t **uids_r,
+			     size_t *count_r, uint64_t *hms_r, const char **error_r)
+{
+	bool needs = key_needs_index(key, 0) || sort_needs_index(criteria, ncrit);
+	struct result res = { 0 };
+	enum store_status ret = STORE_OK;
+
+	for (int attempt = 0;; attempt++) {
+		struct gen g = { 0 };
+		int rc;
+
+		if (needs && attempt == 3) {
+			ret = run_locked(f, key, criteria, ncrit, &res, error_r);
+			break;
+		}
+		if (needs && (ret = folder_index_all(f, error_r)) != STORE_OK)
+			return ret;
+		if ((ret = folder_rlock(f, error_r)) != STORE_OK)
+			return ret;
+		/* one snapshot for the pending check and the query */
+		if ((rc = db_exec(f->rdb, "BEGIN")) != SQLITE_OK)
+			return rdb_error(f, rc, "search", error_r);
+		if (needs && any_pending(f->rdb)) {
+			(void)db_exec(f->rdb, "COMMIT");
+			folder_runlock(f);
+			continue;
+		}
+		rc = query(f->rdb, &g, key, criteria, ncrit, &res);
+		if (rc < 0) {
+			(void)db_exec(f->rdb, "COMMIT");
+			folder_runlock(f);
+			*error_r = g.error;
+			ret = g.status;
+		} else if ((rc & 0xff) == SQLITE_ERROR) {
+			*error_r = store_errf("search failed: %s", sqlite3_errmsg(f->rdb));
+			(void)db_exec(f->rdb, "ROLLBACK");
+			folder_runlock(f);
+			ret = STORE_E_INVALID;
+		} else if (rc != SQLITE_OK) {
+			ret = rdb_error(f, rc, "search", error_r);
+		} else {
+			(void)db_exec(f->rdb, "COMMIT");
+			folder_runlock(f);
+		}
+		gen_free(&g);
+		break;
+	}
+	if (ret != STORE_OK)
+		return ret;
+	*uids_r = res.uids;
+	*count_r = res.count;
 	if (hms_r != NULL)
-		*hms_r = hms;
+		*hms_r = res.hms;
 	return STORE_OK;
 }
 

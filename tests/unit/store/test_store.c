@@ -43,6 +43,9 @@ static int setup(void **state)
 	strcpy(c->dir, "/tmp/petrel-store-XXXXXX");
 	assert_non_null(mkdtemp(c->dir));
 	store_settings_default(&set, c->dir);
+	/* Deterministic: nothing indexes behind the tests' back (searches
+	 * catch up themselves; test_store_index.c covers the thread). */
+	set.background_index = false;
 	assert_int_equal(store_new(&set, &c->store, &err), 0);
 	assert_int_equal(store_user_open(c->store, "Example.COM", "alice", &c->user, &err), STORE_OK);
 	*state = c;
