@@ -196,6 +196,7 @@ int store_new(const struct store_settings *set, struct store **store_r, const ch
 		free(s);
 		return -1;
 	}
+	store_checked_init(&s->checked);
 	mime_init();
 	indexer_start(s);
 	*store_r = s;
@@ -218,6 +219,7 @@ void store_free(struct store **store)
 	}
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->uv_lock);
+	store_checked_deinit(&s->checked);
 	pthread_mutex_destroy(&s->idx_lock);
 	pthread_cond_destroy(&s->idx_cond);
 	free(s->mail_dir);

@@ -967,19 +967,22 @@ enum store_status folder_db_error(struct store_folder *f, int rc, const char *wh
 }
 
 /* quick_check reads every page: 1.4 s for a 100 000-message index.  Run it
- * when it is cheap (small index) or when the index was not closed cleanly
- * (SQLite removes the -wal file when the last connection closes; one left
- * behind means a crash).  Otherwise corruption is found when SQLite reads
- * a damaged page (cell_size_check is on), which moves the index aside. */
-static bool needs_check(const char *path)
+ * when the index was not closed cleanly (SQLite removes the -wal file when
+ * the last connection closes; one left behind means a crash), and else
+ * when it is cheap (small index) and this file has not passed it yet in
+ * this run (store_checked.c).  Otherwise corruption is found when SQLite
+ * reads a damaged page (cell_size_check is on), which moves the index
+ * aside. */
+static bool needs_check(struct store *store, const char *path, const struct stat *st)
 {
 	char *wal = xasprintf("%s-wal", path);
-	struct stat st;
-	bool check = access(wal, F_OK) == 0 || stat(path, &st) < 0 ||
-		st.st_size < STORE_CHECK_MAX_BYTES;
+	bool crashed = access(wal, F_OK) == 0;
 
 	free(wal);
-	return check;
+	if (crashed)
+		return true;
+	return st->st_size < STORE_CHECK_MAX_BYTES &&
+	       !store_checked_has(&store->checked, st->st_dev, st->st_ino);
 }
 
 /* Upgrades a version 1 index in place: one column with a default (no
@@ -1009,9 +1012,12 @@ static int open_existing(struct store_folder *f, const char *path, bool fresh, c
 	struct store *store = f->user->store;
 	sqlite3_stmt *st;
 	int version = -1;
+	struct stat st_file;
 	/* Before opening: opening creates the -wal file.  An index we have
 	 * just built (fresh) needs no check. */
-	bool check = !fresh && store->set.check_on_open && needs_check(path);
+	bool known = stat(path, &st_file) == 0;
+	bool check = !fresh && store->set.check_on_open &&
+		     (!known || needs_check(store, path, &st_file));
 
 	*why_r = "cannot open";
 	if (sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
@@ -1047,6 +1053,8 @@ static int open_existing(struct store_folder *f, const char *path, bool fresh, c
 			goto bad;
 		}
 		sqlite3_finalize(st);
+		if (known)
+			store_checked_add(&store->checked, st_file.st_dev, st_file.st_ino);
 	}
 	if (db_meta_int(f, "uidvalidity") <= 0) {
 		*why_r = "no folder record";

@@ -47,10 +47,24 @@
  * after a lazy rebuild only). */
 #define PENDING_FTS 1
 #define PENDING_CACHE 2
-/* Indexes below this size get PRAGMA quick_check at first open. */
+/* Indexes below this size get PRAGMA quick_check at their first open in
+ * an engine run (store_checked.c). */
 #define STORE_CHECK_MAX_BYTES (64 * 1024 * 1024)
 #define STORE_DIR_MODE 0700
 #define STORE_FILE_MODE 0600
+
+/* Index files already verified in this run (store_checked.c). */
+struct checked_file;
+struct store_checked {
+	pthread_mutex_t lock;
+	struct checked_file *files;   /* open addressing, cap a power of two */
+	size_t cap, count;
+};
+
+void store_checked_init(struct store_checked *c);
+void store_checked_deinit(struct store_checked *c);
+bool store_checked_has(struct store_checked *c, dev_t dev, ino_t ino);
+void store_checked_add(struct store_checked *c, dev_t dev, ino_t ino);
 
 struct store {
 	char *root;
@@ -67,6 +81,7 @@ struct store {
 	bool idx_running, idx_stop;
 	struct store_folder **idx_queue;   /* referenced folders (idx_lock) */
 	size_t idx_count, idx_cap;
+	struct store_checked checked;
 };
 
 struct store_user {
