@@ -262,6 +262,7 @@ static const char *restart_only_change(const struct cfg *old, const struct cfg *
 	if (old->s.store_max_message_size != cur->s.store_max_message_size ||
 	    old->s.store_max_indexed_text != cur->s.store_max_indexed_text ||
 	    old->s.store_check_on_open != cur->s.store_check_on_open ||
+	    old->s.store_background_index != cur->s.store_background_index ||
 	    old->s.store_delivery_key_time != cur->s.store_delivery_key_time ||
 	    old->s.store_mime_max_depth != cur->s.store_mime_max_depth ||
 	    old->s.store_mime_max_parts != cur->s.store_mime_max_parts ||
@@ -608,6 +609,7 @@ static int engine_start(struct engine *e, char **error_r)
 		ss.max_message_size = (uint64_t)cfg->s.store_max_message_size;
 		ss.mime.max_text = (size_t)cfg->s.store_max_indexed_text;
 		ss.check_on_open = cfg->s.store_check_on_open;
+		ss.background_index = cfg->s.store_background_index;
 		/* A key must outlive every queued copy that could be delivered
 		 * again (queue/max-time). */
 		ss.delivery_key_ttl = cfg->s.store_delivery_key_time;

@@ -8,6 +8,7 @@ and THREAD give the same answers before and after a lazy rebuild.
 """
 import os
 import re
+import sqlite3
 import time
 
 from conftest import DOMAIN
@@ -94,3 +95,31 @@ def test_search_right_after_smtp_delivery(petrel):
         # at once: the search indexes what the background has not yet
         assert r.ok("SEARCH BODY %s" % word)[0] == b"* SEARCH %d\r\n" % (i + 1)
     petrel.assert_alive()
+
+
+def pending_count(petrel):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(inbox_dir(petrel), "index.fld"), uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM msgs WHERE pending != 0").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_background_index_off_leaves_work_to_search(petrel_dirs):
+    """store/background-index no: nothing indexes behind the client's back
+    (the indexer would have run within 3 s), yet a SEARCH still finds the
+    new message, indexing its folder first."""
+    text = petrel_dirs.read_config()
+    text, n = re.subn(r"<background-index>[^<]*</background-index>",
+                      "<background-index>no</background-index>", text)
+    assert n == 1
+    petrel_dirs.write_config(text)
+    petrel_dirs.start()
+    smtp_deliver(petrel_dirs, USER, message("kept for later", body="A narwhal3q here.\r\n"))
+    time.sleep(4)
+    assert pending_count(petrel_dirs) == 1
+    r = imap_login(petrel_dirs.port("imap"))
+    r.ok("SELECT INBOX")
+    assert r.ok("SEARCH BODY narwhal3q")[0] == b"* SEARCH 1\r\n"
+    assert pending_count(petrel_dirs) == 0
+    petrel_dirs.assert_alive()
