@@ -1,13 +1,19 @@
 /*
  * Message store benchmark (issue 4): not a test, a measurement.
  *
- *   bench_store [-n total] [-d durable] [-t threads] [-r recipients] DIR
+ *   bench_store [-n total] [-d durable] [-t threads] [-r recipients] [-D] DIR
  *
  * Reports, for a store in DIR (created; use a directory on the disk you
  * care about):
  *   - the machine's fsync rate (4 KiB write + fsync, same directory);
- *   - durable delivery rate (fsync on) with 1 and with -t threads on one
- *     folder (group commit), -d messages each run;
+ *   - durable delivery rate (fsync on) with 1 and with -t threads (default
+ *     20, queue/max-deliveries' default) on one folder (group commit), and
+ *     with -t threads each delivering to its own user, and with delivery
+ *     keys as the queue delivers (1 and -t threads), -d messages each
+ *     run; then the same with fsync off (what the CPU allows); -D stops
+ *     there.  Each run also reports CPU time and the disk's write requests
+ *     and cache flushes per delivery (from /sys/dev/block): on a shared
+ *     machine the rates swing with the neighbours' I/O, the counts do not;
  *   - bulk delivery of -n messages of 4-50 KiB into one folder;
  *   - time to open that folder (index check included) and to list every
  *     UID and flags, re-index (full rebuild) time, index bytes per message;
@@ -28,10 +34,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,7 +94,7 @@ static char *make_message(unsigned seed, size_t size, size_t *len_r)
 	return buf_steal(&b);
 }
 
-static double fsync_rate(const char *dir)
+static double fsync_rate(const char *dir, double *count_r)
 {
 	char *path;
 	char block[4096];
@@ -106,8 +115,46 @@ static double fsync_rate(const char *dir)
 	close(fd);
 	unlink(path);
 	free(path);
+	*count_r = n;
 	return n / (now() - t0);
 }
+
+/* Write requests and flushes the disk under dir has completed, from
+ * /sys/dev/block (Linux 5.5 or later for flushes); false if unknown.  The
+ * counts are what durability costs, independent of how busy a shared
+ * machine is. */
+static bool disk_counts(const char *dir, unsigned long long *writes, unsigned long long *flushes)
+{
+	static const char *const paths[] = { "/sys/dev/block/%u:%u/stat", "/sys/dev/block/%u:%u/../stat" };
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return false;
+	for (size_t i = 0; i < 2; i++) {
+		char path[128];
+		unsigned long long v[17];
+		FILE *fp;
+		int n;
+
+		snprintf(path, sizeof(path), paths[i], major(st.st_dev), minor(st.st_dev));
+		fp = fopen(path, "r");
+		if (fp == NULL)
+			continue;
+		n = fscanf(fp, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+			   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10],
+			   &v[11], &v[12], &v[13], &v[14], &v[15], &v[16]);
+		fclose(fp);
+		if (n == 17) {
+			*writes = v[4];
+			*flushes = v[15];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Deliveries carry a delivery key (store_deliver_once), as the queue's do. */
+static bool keyed;
 
 struct worker {
 	struct store_folder *f;
@@ -124,35 +171,111 @@ static void *deliver_worker(void *arg)
 		char *msg = make_message(seed, 4096 + (seed * 7919u) % (46 * 1024), &len);
 		struct store_message m = { msg, len, 0, 0 };
 		const char *err;
+		enum store_status st;
 
-		if (store_deliver(w->f, &m, 0, NULL, NULL, NULL, &err) != STORE_OK)
+		if (keyed) {
+			/* What the queue does: a key per queue id and recipient. */
+			char key[64];
+			bool dup = false;
+
+			snprintf(key, sizeof(key), "bench-%u:user@example.com", seed);
+			st = store_deliver_once(w->f, &m, key, NULL, &dup, &err);
+			if (st == STORE_OK && dup)
+				die("deliver", "duplicate key");
+		} else {
+			st = store_deliver(w->f, &m, 0, NULL, NULL, NULL, &err);
+		}
+		if (st != STORE_OK)
 			die("deliver", err);
 		free(msg);
 	}
 	return NULL;
 }
 
-static double deliver_run(struct store_user *u, const char *folder, unsigned total, unsigned threads,
+static const char *u_dir = ".";
+static double last_flushes, last_writes;   /* per delivery, of the last deliver_run */
+static double last_cpu_ms;                 /* CPU (user + system) per delivery, same */
+
+static void print_disk(const char *run)
+{
+	printf("%s_cpu %.3f ms per delivery\n", run, last_cpu_ms);
+	if (last_flushes >= 0)
+		printf("%s_disk %.2f flushes %.2f writes per delivery\n", run, last_flushes, last_writes);
+}
+
+/* Delivers total messages with threads threads; thread i delivers into
+ * folders[i % nfolders]. */
+static double deliver_run(struct store_folder **folders, unsigned nfolders, unsigned total, unsigned threads,
 			  unsigned first)
 {
-	struct store_folder *f;
 	pthread_t th[64];
 	struct worker w[64];
-	const char *err;
 	double t0;
+	unsigned long long w0 = 0, fl0 = 0, w1, fl1;
+	bool counted;
+	struct rusage ru0, ru1;
 
-	if (store_folder_open(u, folder, &f, &err) != STORE_OK)
-		die("open", err);
+	counted = disk_counts(u_dir, &w0, &fl0);
+	getrusage(RUSAGE_SELF, &ru0);
 	t0 = now();
 	for (unsigned i = 0; i < threads; i++) {
-		w[i] = (struct worker){ f, first + i * (total / threads), total / threads };
+		w[i] = (struct worker){ folders[i % nfolders], first + i * (total / threads), total / threads };
 		pthread_create(&th[i], NULL, deliver_worker, &w[i]);
 	}
 	for (unsigned i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
 	t0 = now() - t0;
-	store_folder_close(&f);
+	getrusage(RUSAGE_SELF, &ru1);
+	last_cpu_ms = ((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e3 +
+		       (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e3) /
+		      (total / threads * threads);
+	if (counted && disk_counts(u_dir, &w1, &fl1)) {
+		last_flushes = (double)(fl1 - fl0) / (total / threads * threads);
+		last_writes = (double)(w1 - w0) / (total / threads * threads);
+	} else {
+		last_flushes = last_writes = -1;
+	}
 	return (total / threads * threads) / t0;
+}
+
+/* deliver_run into one folder of u. */
+static double deliver_folder(struct store_user *u, const char *folder, unsigned total, unsigned threads,
+			     unsigned first)
+{
+	struct store_folder *f;
+	const char *err;
+	double rate;
+
+	if (store_folder_open(u, folder, &f, &err) != STORE_OK)
+		die("open", err);
+	rate = deliver_run(&f, 1, total, threads, first);
+	store_folder_close(&f);
+	return rate;
+}
+
+/* deliver_run with each thread delivering to its own user's INBOX, the
+ * usual case for a queue with many deliveries in flight. */
+static double deliver_users(struct store *s, unsigned total, unsigned threads)
+{
+	struct store_user *users[64];
+	struct store_folder *f[64];
+	const char *err;
+	double rate;
+
+	for (unsigned i = 0; i < threads; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "spread%u", i);
+		if (store_user_open(s, "example.com", name, &users[i], &err) != STORE_OK ||
+		    store_folder_open(users[i], "INBOX", &f[i], &err) != STORE_OK)
+			die("user", err);
+	}
+	rate = deliver_run(f, threads, total, threads, 0);
+	for (unsigned i = 0; i < threads; i++) {
+		store_folder_close(&f[i]);
+		store_user_unref(&users[i]);
+	}
+	return rate;
 }
 
 static struct store *open_store(const char *dir, bool fsync_on, bool hardlinks)
@@ -307,7 +430,7 @@ static int missing_index_only(const char *dir, unsigned n)
 
 int main(int argc, char **argv)
 {
-	unsigned total = 100000, durable = 1000, threads = 4, rcpts = 10;
+	unsigned total = 100000, durable = 1000, threads = 20, rcpts = 10;
 	struct store *s;
 	struct store_user *u;
 	struct store_folder *f;
@@ -320,9 +443,11 @@ int main(int argc, char **argv)
 
 	const char *write_dir = NULL;
 	unsigned missing = 0;
+	bool durable_only = false;
 
-	while ((opt = getopt(argc, argv, "n:d:t:r:w:m:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:d:t:r:w:m:D")) != -1) {
 		switch (opt) {
+		case 'D': durable_only = true; break;
 		case 'm': missing = (unsigned)atoi(optarg); break;
 		case 'w': write_dir = optarg; break;
 		case 'n': total = (unsigned)atoi(optarg); break;
@@ -330,7 +455,7 @@ int main(int argc, char **argv)
 		case 't': threads = (unsigned)atoi(optarg); break;
 		case 'r': rcpts = (unsigned)atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n"
+			fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] [-D] DIR\n"
 				"       bench_store -m files DIR | -w OUTDIR -d N\n");
 			return 2;
 		}
@@ -350,29 +475,69 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (optind >= argc || threads == 0 || threads > 64 || rcpts == 0 || rcpts > 64) {
-		fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] DIR\n"
+		fprintf(stderr, "usage: bench_store [-n total] [-d durable] [-t threads] [-r rcpts] [-D] DIR\n"
 				"       bench_store -m files DIR | -w OUTDIR -d N\n");
 		return 2;
 	}
 	dir = argv[optind];
+	u_dir = dir;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		die(dir, strerror(errno));
 	if (missing > 0)
 		return missing_index_only(dir, missing);
 
-	printf("fsync_rate %.0f fsync/s\n", fsync_rate(dir));
+	{
+		unsigned long long w0, f0, w1, f1;
+		bool counted = disk_counts(dir, &w0, &f0);
+		double n = 0, rate = fsync_rate(dir, &n);
+
+		printf("fsync_rate %.0f fsync/s\n", rate);
+		if (counted && disk_counts(dir, &w1, &f1) && n > 0)
+			printf("fsync_probe_disk %.2f flushes %.2f writes per fsync\n", (f1 - f0) / n, (w1 - w0) / n);
+	}
 	fflush(stdout);
 
 	s = open_store(dir, true, true);
 	if (store_user_open(s, "example.com", "durable", &u, &err) != STORE_OK)
 		die("user", err);
-	rate = deliver_run(u, "INBOX", durable, 1, 0);
+	rate = deliver_folder(u, "INBOX", durable, 1, 0);
 	printf("deliver_durable_1thread %.0f msg/s\n", rate);
-	rate = deliver_run(u, "INBOX", durable, threads, durable);
+	print_disk("deliver_durable_1thread");
+	rate = deliver_folder(u, "INBOX", durable, threads, durable);
 	printf("deliver_durable_%uthreads %.0f msg/s\n", threads, rate);
+	print_disk("deliver_durable_threads");
+	rate = deliver_users(s, durable, threads);
+	printf("deliver_durable_%uthreads_%uusers %.0f msg/s\n", threads, threads, rate);
+	print_disk("deliver_durable_users");
+	keyed = true;
+	if (store_folder_create(u, "keyed", STORE_ROLE_NONE, &err) != STORE_OK)
+		die("create", err);
+	rate = deliver_folder(u, "keyed", durable, 1, 0);
+	printf("deliver_durable_keyed_1thread %.0f msg/s\n", rate);
+	print_disk("deliver_durable_keyed_1thread");
+	rate = deliver_folder(u, "keyed", durable, threads, durable);
+	printf("deliver_durable_keyed_%uthreads %.0f msg/s\n", threads, rate);
+	print_disk("deliver_durable_keyed_threads");
+	keyed = false;
 	fflush(stdout);
 	store_user_unref(&u);
 	store_free(&s);
+
+	/* The same with fsync off: what the CPU allows, the ceiling for the
+	 * durable figures above on this machine. */
+	s = open_store(dir, false, true);
+	if (store_user_open(s, "example.com", "nofsync", &u, &err) != STORE_OK)
+		die("user", err);
+	rate = deliver_folder(u, "INBOX", durable, 1, 0);
+	printf("deliver_nofsync_1thread %.0f msg/s\n", rate);
+	rate = deliver_folder(u, "INBOX", durable, threads, durable);
+	printf("deliver_nofsync_%uthreads %.0f msg/s\n", threads, rate);
+	print_disk("deliver_nofsync_threads");
+	fflush(stdout);
+	store_user_unref(&u);
+	store_free(&s);
+	if (durable_only)
+		return 0;
 
 	printf("deliver_many_hardlinks_%urcpt %.0f deliveries/s\n", rcpts, many_rcpts(dir, true, rcpts, 100));
 	printf("deliver_many_copies_%urcpt %.0f deliveries/s\n", rcpts, many_rcpts(dir, false, rcpts, 100));
@@ -383,8 +548,9 @@ int main(int argc, char **argv)
 	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
 		die("user", err);
 	t0 = now();
-	rate = deliver_run(u, "INBOX", total, threads, 1000000);
+	rate = deliver_folder(u, "INBOX", total, threads, 1000000);
 	printf("deliver_bulk_%u_%uthreads %.0f msg/s (%.1f s)\n", total, threads, rate, now() - t0);
+	print_disk("deliver_bulk");
 	fflush(stdout);
 	store_user_unref(&u);
 	store_free(&s);

@@ -12,11 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
-enum fault_op { FAULT_WRITE, FAULT_FSYNC, FAULT_RENAME, FAULT_COUNT };
+enum fault_op { FAULT_WRITE, FAULT_FSYNC, FAULT_RENAME, FAULT_XATTR, FAULT_COUNT };
 
-static const char *const fault_names[FAULT_COUNT] = { "write", "fsync", "rename" };
+static const char *const fault_names[FAULT_COUNT] = { "write", "fsync", "rename", "xattr" };
 static long fault_at[FAULT_COUNT];       /* 0 = never */
 static atomic_long fault_calls[FAULT_COUNT];
 
@@ -88,6 +89,15 @@ int fileio_fsync(int fd)
 		return -1;
 	}
 	return fsync(fd);
+}
+
+int fileio_fsetxattr(int fd, const char *name, const void *value, size_t size)
+{
+	if (fault_hit(FAULT_XATTR)) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	return fsetxattr(fd, name, value, size, 0);
 }
 
 int fileio_rename(const char *from, const char *to)

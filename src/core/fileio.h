@@ -5,7 +5,8 @@
  *
  * Fault injection is driven by the environment variable PETREL_FAULT,
  * read once at start: "fsync:3" fails the 3rd fsync with EIO, "write:1"
- * the first write with ENOSPC, "rename:2" the second rename.  It exists
+ * the first write with ENOSPC, "rename:2" the second rename, "xattr:1" the
+ * first extended attribute with ENOTSUP (a file system without them).  It exists
  * in every build (a mail server's error paths deserve the same testing in
  * the binary that ships) and is inert when the variable is unset.
  */
@@ -23,6 +24,8 @@ ssize_t fileio_write(int fd, const void *data, size_t len);
 /* Writes all of data, retrying short writes; 0 or -1 (errno set). */
 int fileio_write_all(int fd, const void *data, size_t len) PETREL_MUST_CHECK;
 int fileio_fsync(int fd) PETREL_MUST_CHECK;
+/* fsetxattr(2) with flags 0. */
+int fileio_fsetxattr(int fd, const char *name, const void *value, size_t size) PETREL_MUST_CHECK;
 int fileio_rename(const char *from, const char *to) PETREL_MUST_CHECK;
 int fileio_unlink(const char *path);
 /* fsyncs the directory that contains path (so a rename is durable). */

@@ -17,10 +17,14 @@
  * records SHA-256(key) in the delivery_keys table in the same transaction
  * as its message row, so a redelivery after a crash (the queue had not yet
  * recorded the success) finds it and writes nothing.  For the crash
- * between the rename into #msgs and the commit, the file gets a second
- * link "#tmp.dk.<hash>.<guid>" in the folder directory before the rename
- * (fsynced with it); the open that adopts the orphan finds the marker by
- * inode and records the key.  The marker is removed after the commit.
+ * between the rename into #msgs and the commit, the key must be on disk
+ * with the file before the rename is: it is an extended attribute of the
+ * temp file (STORE_KEY_XATTR), set before the file's own fsync, so it
+ * costs no flush of its own.  Where the file system has no user xattrs, the file
+ * gets a second link "#tmp.dk.<hash>.<guid>" in the folder directory
+ * instead, which costs a directory fsync per batch before the renames;
+ * the marker is removed after the commit.  The open that adopts an orphan
+ * reads the attribute, or finds the marker by inode, and records the key.
  */
 #include "store/store_private.h"
 
@@ -31,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +59,7 @@ struct pending {
 	const char *guid;
 	const struct mime_summary *sum;
 	const char *key;              /* hash of the delivery key, or NULL */
+	bool key_in_file;             /* src carries key as STORE_KEY_XATTR: no marker */
 	/* out */
 	bool duplicate;               /* key known: uid is the first delivery's */
 	struct pending *dup_of;       /* same key earlier in the batch */
@@ -95,6 +101,23 @@ static void fail_all(struct pending *batch, enum store_status st, const char *er
 	}
 }
 
+static void hex_encode(const unsigned char md[32], char out[65])
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The 32 bytes of a 64-digit lowercase hash (as made above). */
+static void hex_decode(const char *hash, unsigned char md[32])
+{
+	for (int i = 0; i < 32; i++) {
+		unsigned hi = (unsigned)(hash[2 * i] <= '9' ? hash[2 * i] - '0' : hash[2 * i] - 'a' + 10);
+		unsigned lo = (unsigned)(hash[2 * i + 1] <= '9' ? hash[2 * i + 1] - '0' : hash[2 * i + 1] - 'a' + 10);
+
+		md[i] = (unsigned char)(hi << 4 | lo);
+	}
+}
+
 void store_delivery_key_hash(const char *key, char out[65])
 {
 	unsigned char md[32];
@@ -102,8 +125,7 @@ void store_delivery_key_hash(const char *key, char out[65])
 
 	if (EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
 		panic("store: SHA-256 failed");
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	hex_encode(md, out);
 }
 
 int delivery_keys_create(sqlite3 *db)
@@ -159,14 +181,28 @@ static void keys_prune(struct store_folder *f, int64_t now)
 		f->keys_pruned = now;
 }
 
-int delivery_key_adopt(struct store_folder *f, const struct stat *file, uint32_t uid, char **marker_r)
+static bool is_key_hash(const char *hash)
 {
-	DIR *d = opendir(f->dir);
+	return strlen(hash) == 64 && strspn(hash, "0123456789abcdef") == 64;
+}
+
+int delivery_key_adopt(struct store_folder *f, const char *path, const struct stat *file, uint32_t uid,
+		       char **marker_r)
+{
+	DIR *d;
 	struct dirent *de;
 	int rc = SQLITE_OK;
 	size_t plen = strlen(STORE_KEY_MARKER_PREFIX);
+	unsigned char attr[32];
 
 	*marker_r = NULL;
+	if (getxattr(path, STORE_KEY_XATTR, attr, sizeof(attr)) == (ssize_t)sizeof(attr)) {
+		char hash[65];
+
+		hex_encode(attr, hash);
+		return key_record(f, hash, uid, time(NULL));
+	}
+	d = opendir(f->dir);
 	if (d == NULL)
 		return SQLITE_OK;
 	while ((de = readdir(d)) != NULL) {
@@ -181,7 +217,7 @@ int delivery_key_adopt(struct store_folder *f, const struct stat *file, uint32_t
 			continue;
 		memcpy(hash, de->d_name + plen, 64);
 		hash[64] = '\0';
-		if (strspn(hash, "0123456789abcdef") != 64)
+		if (!is_key_hash(hash))
 			continue;
 		rc = key_record(f, hash, uid, time(NULL));
 		*marker_r = folder_file(f, de->d_name);
@@ -214,7 +250,7 @@ static int batch_keys(struct store_folder *f, struct pending *batch, bool *marke
 			if (q->key != NULL && !q->duplicate && q->dup_of == NULL && strcmp(q->key, p->key) == 0)
 				p->dup_of = q;
 		}
-		if (p->dup_of != NULL)
+		if (p->dup_of != NULL || p->key_in_file)
 			continue;
 		store_guid(guid);
 		p->marker = xasprintf("%s/" STORE_KEY_MARKER_PREFIX "%s.%s", f->dir, p->key, guid);
@@ -349,8 +385,12 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 		uids = xreallocarray(uids, nuids + 1, sizeof(*uids));
 		uids[nuids++] = p->uid;
 	}
-	if (markers)
-		keys_prune(f, now);
+	for (struct pending *p = batch; p != NULL; p = p->next) {
+		if (p->key != NULL) {
+			keys_prune(f, now);
+			break;
+		}
+	}
 	{
 		char sql[160];
 
@@ -419,13 +459,18 @@ static void group_commit(struct store_folder *f, struct pending *p)
 		folder_index_later(f);
 }
 
-/* Writes data to a new temp file in dir and fsyncs it.  Returns the path
+/* Writes data to a new temp file in dir and fsyncs it.  key_hash, when
+ * not NULL, goes into the file's STORE_KEY_XATTR before the fsync;
+ * *key_set_r says whether the file system took it.  Returns the path
  * (caller frees) or NULL with *st_r / *error_r; nothing is left behind. */
 static char *write_temp(struct store *store, const char *dir, const char *data, size_t len,
-			enum store_status *st_r, const char **error_r)
+			const char *key_hash, bool *key_set_r, enum store_status *st_r, const char **error_r)
 {
 	char guid[33], *path;
 	int fd;
+
+	if (key_set_r != NULL)
+		*key_set_r = false;
 
 	store_guid(guid);
 	path = xasprintf("%s/" STORE_TMP_PREFIX "%s", dir, guid);
@@ -435,6 +480,14 @@ static char *write_temp(struct store *store, const char *dir, const char *data, 
 		*error_r = store_errf("cannot create message file: %s", strerror(errno));
 		free(path);
 		return NULL;
+	}
+	/* ENOTSUP (no user xattrs here) and the like: the caller falls back
+	 * to a marker link. */
+	if (key_hash != NULL) {
+		unsigned char md[32];
+
+		hex_decode(key_hash, md);
+		*key_set_r = fileio_fsetxattr(fd, STORE_KEY_XATTR, md, sizeof(md)) == 0;
 	}
 	if (fileio_write_all(fd, data, len) < 0 || store_fsync_fd(store, fd) < 0) {
 		*st_r = store_errno_status(errno);
@@ -540,7 +593,7 @@ static void deliver_one(struct store *store, struct store_rcpt *r, const struct 
 	} else {
 		char *dir = folder_dir_copy(f);
 
-		tmp = write_temp(store, dir, data, len, &st, &error);
+		tmp = write_temp(store, dir, data, len, p.key, &p.key_in_file, &st, &error);
 		free(dir);
 		if (tmp == NULL) {
 			user_usage_add(f->user, -(int64_t)len, -1);
@@ -564,7 +617,7 @@ static void deliver_one(struct store *store, struct store_rcpt *r, const struct 
 		 * past the link limit: one write for this recipient. */
 		char *dir = folder_dir_copy(f);
 
-		tmp = write_temp(store, dir, data, len, &st, &error);
+		tmp = write_temp(store, dir, data, len, p.key, &p.key_in_file, &st, &error);
 		free(dir);
 		if (tmp != NULL) {
 			p.src = tmp;
@@ -630,7 +683,7 @@ void store_deliver_many(const struct store_message *msg, struct store_rcpt *rcpt
 	if (count > 1 && store->set.hardlinks) {
 		char *dir = folder_dir_copy(rcpts[0].folder);
 
-		shared = write_temp(store, dir, data, len, &st, &error);
+		shared = write_temp(store, dir, data, len, NULL, NULL, &st, &error);
 		free(dir);
 		if (shared == NULL) {
 			for (size_t i = 0; i < count; i++) {
@@ -808,7 +861,7 @@ enum store_status store_copy(struct store_folder *src, struct store_folder *dst,
 			char *dir = folder_dir_copy(dst);
 			enum store_status wst;
 			const char *werr;
-			char *tmp = write_temp(dst->user->store, dir, data, len, &wst, &werr);
+			char *tmp = write_temp(dst->user->store, dir, data, len, NULL, NULL, &wst, &werr);
 
 			free(dir);
 			if (tmp != NULL) {

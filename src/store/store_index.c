@@ -1083,7 +1083,7 @@ bad:
 
 /* Adopts #msgs/<uidnext>.eml files left by a crash between the rename and
  * the index commit; a keyed delivery's file gets its key back from its
- * marker, so the queue's redelivery of it finds it (store_deliver.c). */
+ * extended attribute or its marker, so the queue's redelivery of it finds it (store_deliver.c). */
 static void adopt_orphans(struct store_folder *f)
 {
 	for (;;) {
@@ -1103,14 +1103,14 @@ static void adopt_orphans(struct store_folder *f)
 			free(path);
 			return;
 		}
-		free(path);
 		mime_summarize(data, len, &f->user->store->set.mime, false, &sum);
 		store_guid(guid);
 		db_exec(f->db, "BEGIN IMMEDIATE");
 		rc = index_insert(f, (uint32_t)uidnext, name, 0, 0, (uint64_t)modseq, st.st_mtime, 0,
 				  time(NULL), len, guid, &sum);
 		if (rc == SQLITE_OK)
-			rc = delivery_key_adopt(f, &st, (uint32_t)uidnext, &marker);
+			rc = delivery_key_adopt(f, path, &st, (uint32_t)uidnext, &marker);
+		free(path);
 		if (rc == SQLITE_OK) {
 			char sql[160];
 

@@ -40,6 +40,11 @@
 /* A second link to a keyed delivery's file while it is being committed:
  * "#tmp.dk.<key hash>.<guid>" in the folder directory (store_deliver.c). */
 #define STORE_KEY_MARKER_PREFIX "#tmp.dk."
+/* The same key kept on the file itself (the 32 bytes of the SHA-256),
+ * where the file system has user extended attributes: then no marker is
+ * needed (store_deliver.c).  Name and value are short enough to live in
+ * an ext4 inode of the default size, with no block of their own. */
+#define STORE_KEY_XATTR "user.petrel.dk"
 #define STORE_DELETED_PREFIX "#deleted."
 /* msgs.pending: what is still to be derived from the file (the indexer,
  * store_indexer.c, fills it in batches).  FTS: the full-text entry;
@@ -205,10 +210,12 @@ int keywords_to_mask(struct store_folder *f, const char *const *keywords, bool c
 		     uint64_t *mask_r);
 
 /* Delivery keys (store_deliver.c): the table, created when missing (an
- * index from before it), and the key of an adopted file from its marker
- * (folder locked, in a transaction). */
+ * index from before it), and the key of an adopted file (path, stat
+ * file) from its extended attribute or its marker (folder locked, in a
+ * transaction). */
 int delivery_keys_create(sqlite3 *db);
-int delivery_key_adopt(struct store_folder *f, const struct stat *file, uint32_t uid, char **marker_r);
+int delivery_key_adopt(struct store_folder *f, const char *path, const struct stat *file, uint32_t uid,
+		       char **marker_r);
 
 /* Incremental or full re-index (folder locked). */
 enum store_status folder_reindex(struct store_folder *f, bool rebuild,

@@ -1,7 +1,8 @@
 /* src/store: idempotent delivery with a delivery key (store_deliver_once):
  * a redelivery stores nothing, a crash between the rename into #msgs and
- * the index commit keeps the key through adoption, keys are forgotten
- * after their time. */
+ * the index commit keeps the key through adoption (from the file's
+ * extended attribute, or from a marker link where the file system has no
+ * user xattrs), keys are forgotten after their time. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -246,6 +249,113 @@ static void test_marker_of_another_file_ignored(void **state)
 	assert_false(dup);
 }
 
+/* Whether the test directory takes user extended attributes (ext4, XFS,
+ * btrfs do; tmpfs before Linux 6.6 does not). */
+static bool xattrs_supported(struct ctx *c)
+{
+	char probe[300];
+	FILE *fp;
+	bool ok;
+
+	snprintf(probe, sizeof(probe), "%s/probe", c->dir);
+	fp = fopen(probe, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fclose(fp), 0);
+	ok = setxattr(probe, "user.petrel.probe", "x", 1, 0) == 0;
+	if (!ok)
+		assert_true(errno == ENOTSUP || errno == EPERM);
+	unlink(probe);
+	return ok;
+}
+
+/* The SHA-256 of key as the 32 bytes store_deliver_once puts on the file. */
+static void key_bytes(const char *key, unsigned char out[32])
+{
+	char hash[65];
+
+	store_delivery_key_hash(key, hash);
+	for (int i = 0; i < 32; i++) {
+		unsigned v;
+
+		assert_int_equal(sscanf(hash + 2 * i, "%2x", &v), 1);
+		out[i] = (unsigned char)v;
+	}
+}
+
+static void test_key_kept_on_the_file(void **state)
+{
+	struct ctx *c = *state;
+	char path[400];
+	unsigned char want[32], got[64];
+	bool dup;
+	uint32_t uid;
+
+	if (!xattrs_supported(c)) {
+		print_message("skipped: /tmp takes no user xattrs here, deliveries use the marker link\n");
+		skip();
+		return;
+	}
+	uid = once(c, "QX\nalice@example.com", &dup);
+	snprintf(path, sizeof(path), "%s/#msgs/%u.eml", c->inbox, uid);
+	key_bytes("QX\nalice@example.com", want);
+	assert_int_equal(getxattr(path, "user.petrel.dk", got, sizeof(got)), 32);
+	assert_memory_equal(got, want, 32);
+	assert_int_equal(count_prefix(c->inbox, "#tmp."), 0);
+}
+
+/* A crash after the rename, before the commit, with the key only in the
+ * file's attribute (no marker was needed): the adoption finds it. */
+static void test_adopted_file_keeps_its_xattr_key(void **state)
+{
+	struct ctx *c = *state;
+	char path[400];
+	unsigned char k[32];
+	bool dup;
+	uint32_t first;
+
+	if (!xattrs_supported(c)) {
+		print_message("skipped: /tmp takes no user xattrs here, deliveries use the marker link\n");
+		skip();
+		return;
+	}
+	first = once(c, "QY\nalice@example.com", &dup);
+	close_all(c);
+	make_interrupted(c, "QZ\nalice@example.com", first + 1, false);
+	snprintf(path, sizeof(path), "%s/#msgs/%u.eml", c->inbox, first + 1);
+	key_bytes("QZ\nalice@example.com", k);
+	assert_int_equal(setxattr(path, "user.petrel.dk", k, sizeof(k), 0), 0);
+	open_all(c);
+	assert_int_equal(messages(c), 2);
+	assert_int_equal(once(c, "QZ\nalice@example.com", &dup), first + 1);
+	assert_true(dup);
+	assert_int_equal(count_msgs(c), 2);
+}
+
+/* Where setting the attribute fails (PETREL_FAULT=xattr:1 plays a file
+ * system without user xattrs), the delivery goes through the marker link:
+ * it still succeeds, leaves no marker behind, and its key is known. */
+static void test_no_xattr_falls_back_to_marker(void **state)
+{
+	struct ctx *c = *state;
+	char path[400];
+	unsigned char got[64];
+	bool dup;
+	uint32_t uid;
+
+	setenv("PETREL_FAULT", "xattr:1", 1);
+	fileio_init_faults();
+	uid = once(c, "QW\nalice@example.com", &dup);
+	unsetenv("PETREL_FAULT");
+	fileio_init_faults();
+	assert_false(dup);
+	snprintf(path, sizeof(path), "%s/#msgs/%u.eml", c->inbox, uid);
+	assert_true(getxattr(path, "user.petrel.dk", got, sizeof(got)) < 0);
+	assert_int_equal(count_prefix(c->inbox, "#tmp."), 0);
+	assert_int_equal(once(c, "QW\nalice@example.com", &dup), uid);
+	assert_true(dup);
+	assert_int_equal(messages(c), 1);
+}
+
 static void test_keys_expire(void **state)
 {
 	struct ctx *c = *state;
@@ -291,6 +401,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expunged_still_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adopted_file_keeps_its_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_marker_of_another_file_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_kept_on_the_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adopted_file_keeps_its_xattr_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_xattr_falls_back_to_marker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_expire, setup, teardown),
 	};
 
