@@ -11,9 +11,11 @@
  *     with -t threads each delivering to its own user, and with delivery
  *     keys as the queue delivers (1 and -t threads), -d messages each
  *     run; then the same with fsync off (what the CPU allows); -D stops
- *     there.  Each run also reports CPU time and the disk's write requests
- *     and cache flushes per delivery (from /sys/dev/block): on a shared
- *     machine the rates swing with the neighbours' I/O, the counts do not;
+ *     there.  Each durable run is preceded by a 1 s fsync probe and
+ *     reports its rate per fsync against it, and every run reports CPU
+ *     time, the disk's write requests and cache flushes per delivery and
+ *     how busy the disk was (from /sys/dev/block): on a shared machine the
+ *     rates swing with the neighbours' I/O, the counts do not;
  *   - bulk delivery of -n messages of 4-50 KiB into one folder;
  *   - time to open that folder (index check included) and to list every
  *     UID and flags, re-index (full rebuild) time, index bytes per message;
@@ -94,7 +96,7 @@ static char *make_message(unsigned seed, size_t size, size_t *len_r)
 	return buf_steal(&b);
 }
 
-static double fsync_rate(const char *dir, double *count_r)
+static double fsync_rate(const char *dir, double seconds, double *count_r)
 {
 	char *path;
 	char block[4096];
@@ -107,7 +109,7 @@ static double fsync_rate(const char *dir, double *count_r)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		die("fsync probe", strerror(errno));
-	while (now() - t0 < 2.0) {
+	while (now() - t0 < seconds) {
 		if (write(fd, block, sizeof(block)) != (ssize_t)sizeof(block) || fsync(fd) < 0)
 			die("fsync probe", strerror(errno));
 		n++;
@@ -123,6 +125,8 @@ static double fsync_rate(const char *dir, double *count_r)
  * /sys/dev/block (Linux 5.5 or later for flushes); false if unknown.  The
  * counts are what durability costs, independent of how busy a shared
  * machine is. */
+static unsigned long long disk_busy_ms;    /* io_ticks of the last disk_counts */
+
 static bool disk_counts(const char *dir, unsigned long long *writes, unsigned long long *flushes)
 {
 	static const char *const paths[] = { "/sys/dev/block/%u:%u/stat", "/sys/dev/block/%u:%u/../stat" };
@@ -147,6 +151,7 @@ static bool disk_counts(const char *dir, unsigned long long *writes, unsigned lo
 		if (n == 17) {
 			*writes = v[4];
 			*flushes = v[15];
+			disk_busy_ms = v[9];
 			return true;
 		}
 	}
@@ -193,14 +198,29 @@ static void *deliver_worker(void *arg)
 }
 
 static const char *u_dir = ".";
+static bool probe_fsync;                   /* measure the fsync rate before each run */
 static double last_flushes, last_writes;   /* per delivery, of the last deliver_run */
 static double last_cpu_ms;                 /* CPU (user + system) per delivery, same */
+static double last_busy;                   /* share of the run the disk had I/O in flight */
 
-static void print_disk(const char *run)
+/* The fsync rate measured just before the last durable run (the disk's
+ * speed drifts on a shared machine: a ratio against a probe taken
+ * minutes earlier says little). */
+static double last_fsync_rate;
+
+/* One "name rate" line, then the CPU and disk figures of the run. */
+static void report(const char *name, double rate)
 {
-	printf("%s_cpu %.3f ms per delivery\n", run, last_cpu_ms);
+	printf("%s %.0f msg/s\n", name, rate);
+	if (last_fsync_rate > 0)
+		printf("%s_per_fsync %.2f (fsync rate just before: %.0f/s)\n", name, rate / last_fsync_rate,
+		       last_fsync_rate);
+	last_fsync_rate = 0;
+	printf("%s_cpu %.3f ms per delivery\n", name, last_cpu_ms);
 	if (last_flushes >= 0)
-		printf("%s_disk %.2f flushes %.2f writes per delivery\n", run, last_flushes, last_writes);
+		printf("%s_disk %.2f flushes %.2f writes per delivery, busy %.0f%%\n", name, last_flushes,
+		       last_writes, last_busy * 100);
+	fflush(stdout);
 }
 
 /* Delivers total messages with threads threads; thread i delivers into
@@ -211,11 +231,17 @@ static double deliver_run(struct store_folder **folders, unsigned nfolders, unsi
 	pthread_t th[64];
 	struct worker w[64];
 	double t0;
-	unsigned long long w0 = 0, fl0 = 0, w1, fl1;
+	unsigned long long w0 = 0, fl0 = 0, w1, fl1, busy0;
 	bool counted;
 	struct rusage ru0, ru1;
 
+	if (probe_fsync) {
+		double n;
+
+		last_fsync_rate = fsync_rate(u_dir, 1.0, &n);
+	}
 	counted = disk_counts(u_dir, &w0, &fl0);
+	busy0 = disk_busy_ms;
 	getrusage(RUSAGE_SELF, &ru0);
 	t0 = now();
 	for (unsigned i = 0; i < threads; i++) {
@@ -232,6 +258,7 @@ static double deliver_run(struct store_folder **folders, unsigned nfolders, unsi
 	if (counted && disk_counts(u_dir, &w1, &fl1)) {
 		last_flushes = (double)(fl1 - fl0) / (total / threads * threads);
 		last_writes = (double)(w1 - w0) / (total / threads * threads);
+		last_busy = (double)(disk_busy_ms - busy0) / 1e3 / t0;
 	} else {
 		last_flushes = last_writes = -1;
 	}
@@ -357,6 +384,21 @@ static void lazy_open(const char *dir, const char *user, unsigned total)
 		die("open", err);
 	printf("open_missing_index_%u %.3f s\n", total, now() - t0);
 	fflush(stdout);
+	/* ENVELOPE alone, as a client's first listing often is: only each
+	 * file's header is read. */
+	t0 = now();
+	for (uint32_t after = 0;;) {
+		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE, after, 1000, &page, &err) != STORE_OK)
+			die("fetch", err);
+		after = page->last_uid;
+		if (!page->more) {
+			store_page_free(&page);
+			break;
+		}
+		store_page_free(&page);
+	}
+	printf("list_envelope_only_after_missing_index %.3f s\n", now() - t0);
+	fflush(stdout);
 	t0 = now();
 	for (uint32_t after = 0;;) {
 		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE | STORE_FETCH_BODYSTRUCTURE, after, 1000,
@@ -444,6 +486,7 @@ int main(int argc, char **argv)
 	const char *write_dir = NULL;
 	unsigned missing = 0;
 	bool durable_only = false;
+	char name[128];
 
 	while ((opt = getopt(argc, argv, "n:d:t:r:w:m:D")) != -1) {
 		switch (opt) {
@@ -489,7 +532,7 @@ int main(int argc, char **argv)
 	{
 		unsigned long long w0, f0, w1, f1;
 		bool counted = disk_counts(dir, &w0, &f0);
-		double n = 0, rate = fsync_rate(dir, &n);
+		double n = 0, rate = fsync_rate(dir, 2.0, &n);
 
 		printf("fsync_rate %.0f fsync/s\n", rate);
 		if (counted && disk_counts(dir, &w1, &f1) && n > 0)
@@ -500,25 +543,20 @@ int main(int argc, char **argv)
 	s = open_store(dir, true, true);
 	if (store_user_open(s, "example.com", "durable", &u, &err) != STORE_OK)
 		die("user", err);
-	rate = deliver_folder(u, "INBOX", durable, 1, 0);
-	printf("deliver_durable_1thread %.0f msg/s\n", rate);
-	print_disk("deliver_durable_1thread");
-	rate = deliver_folder(u, "INBOX", durable, threads, durable);
-	printf("deliver_durable_%uthreads %.0f msg/s\n", threads, rate);
-	print_disk("deliver_durable_threads");
-	rate = deliver_users(s, durable, threads);
-	printf("deliver_durable_%uthreads_%uusers %.0f msg/s\n", threads, threads, rate);
-	print_disk("deliver_durable_users");
+	probe_fsync = true;
+	report("deliver_durable_1thread", deliver_folder(u, "INBOX", durable, 1, 0));
+	snprintf(name, sizeof(name), "deliver_durable_%uthreads", threads);
+	report(name, deliver_folder(u, "INBOX", durable, threads, durable));
+	snprintf(name, sizeof(name), "deliver_durable_%uthreads_%uusers", threads, threads);
+	report(name, deliver_users(s, durable, threads));
 	keyed = true;
 	if (store_folder_create(u, "keyed", STORE_ROLE_NONE, &err) != STORE_OK)
 		die("create", err);
-	rate = deliver_folder(u, "keyed", durable, 1, 0);
-	printf("deliver_durable_keyed_1thread %.0f msg/s\n", rate);
-	print_disk("deliver_durable_keyed_1thread");
-	rate = deliver_folder(u, "keyed", durable, threads, durable);
-	printf("deliver_durable_keyed_%uthreads %.0f msg/s\n", threads, rate);
-	print_disk("deliver_durable_keyed_threads");
+	report("deliver_durable_keyed_1thread", deliver_folder(u, "keyed", durable, 1, 0));
+	snprintf(name, sizeof(name), "deliver_durable_keyed_%uthreads", threads);
+	report(name, deliver_folder(u, "keyed", durable, threads, durable));
 	keyed = false;
+	probe_fsync = false;
 	fflush(stdout);
 	store_user_unref(&u);
 	store_free(&s);
@@ -528,12 +566,9 @@ int main(int argc, char **argv)
 	s = open_store(dir, false, true);
 	if (store_user_open(s, "example.com", "nofsync", &u, &err) != STORE_OK)
 		die("user", err);
-	rate = deliver_folder(u, "INBOX", durable, 1, 0);
-	printf("deliver_nofsync_1thread %.0f msg/s\n", rate);
-	rate = deliver_folder(u, "INBOX", durable, threads, durable);
-	printf("deliver_nofsync_%uthreads %.0f msg/s\n", threads, rate);
-	print_disk("deliver_nofsync_threads");
-	fflush(stdout);
+	report("deliver_nofsync_1thread", deliver_folder(u, "INBOX", durable, 1, 0));
+	snprintf(name, sizeof(name), "deliver_nofsync_%uthreads", threads);
+	report(name, deliver_folder(u, "INBOX", durable, threads, durable));
 	store_user_unref(&u);
 	store_free(&s);
 	if (durable_only)
@@ -548,9 +583,12 @@ int main(int argc, char **argv)
 	if (store_user_open(s, "example.com", "big", &u, &err) != STORE_OK)
 		die("user", err);
 	t0 = now();
+	probe_fsync = true;
 	rate = deliver_folder(u, "INBOX", total, threads, 1000000);
-	printf("deliver_bulk_%u_%uthreads %.0f msg/s (%.1f s)\n", total, threads, rate, now() - t0);
-	print_disk("deliver_bulk");
+	probe_fsync = false;
+	snprintf(name, sizeof(name), "deliver_bulk_%u_%uthreads", total, threads);
+	report(name, rate);
+	printf("deliver_bulk_seconds %.1f s\n", now() - t0);
 	fflush(stdout);
 	store_user_unref(&u);
 	store_free(&s);

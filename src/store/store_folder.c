@@ -322,19 +322,96 @@ static void page_put(struct store_page *p, const char *s, size_t *offsets, size_
 		panic("store: page strings over limit");
 }
 
+/* Past this, a header is read with the rest of the file. */
+#define HEADER_READ_MAX (1024 * 1024)
+#define HEADER_READ_CHUNK 8192
+
+/* The empty line that ends a header, in data[from..len): the offset just
+ * after it, or 0.  A line end then an empty line ("\n\r\n" or "\n\n") ends
+ * it however the lines end. */
+static size_t header_end(const char *data, size_t from, size_t len)
+{
+	for (size_t i = from; i + 1 < len; i++) {
+		if (data[i] != '\n')
+			continue;
+		if (data[i + 1] == '\n')
+			return i + 2;
+		if (data[i + 1] == '\r' && i + 2 < len && data[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* Reads the message file at path up to and with the empty line that ends
+ * its header: what ENVELOPE and the header fields need, a few hundred
+ * bytes instead of the whole message.  Without such a line in the first
+ * HEADER_READ_MAX bytes, the whole file.  0, or -1 with errno. */
+static int read_header_part(const char *path, char **data_r, size_t *len_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0, cap = HEADER_READ_CHUNK, end = 0;
+	char *data;
+
+	if (fd < 0)
+		return -1;
+	data = xmalloc(cap + 1);
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			cap *= 2;
+			data = xrealloc(data, cap + 1);
+		}
+		n = read(fd, data + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+
+			free(data);
+			close(fd);
+			errno = err;
+			return -1;
+		}
+		if (n == 0)
+			break;                       /* the whole file is a header */
+		end = header_end(data, len > 2 ? len - 2 : 0, len + (size_t)n);
+		len += (size_t)n;
+		if (end > 0) {
+			len = end;
+			break;
+		}
+		if (len > HEADER_READ_MAX) {
+			free(data);
+			close(fd);
+			return fileio_read_all(path, (size_t)1 << 31, data_r, len_r);
+		}
+	}
+	close(fd);
+	data[len] = '\0';
+	*data_r = data;
+	*len_r = len;
+	return 0;
+}
+
 /* Parses the files of rows a lazy rebuild left without their cache, for
  * this answer only: the read connection cannot write, and the indexer
- * (queued here) stores them.  No lock is held. */
+ * (queued here) stores them.  When only header fields are asked for, only
+ * the header is read.  No lock is held. */
 static void fetch_lazy(struct store_folder *f, struct store_page *p, uint32_t fields, size_t *offs,
 		       struct lazy_row *lazy, size_t nlazy)
 {
+	bool header_only = (fields & (STORE_FETCH_BODYSTRUCTURE | STORE_FETCH_BODY | STORE_FETCH_PREVIEW)) == 0;
+
 	for (size_t j = 0; j < nlazy; j++) {
 		struct store_msg *m = &p->msgs[lazy[j].i];
 		struct mime_summary sum;
 		char *data;
 		size_t len, k = lazy[j].i * PAGE_STRS;
+		int r = header_only ? read_header_part(lazy[j].path, &data, &len)
+				    : fileio_read_all(lazy[j].path, (size_t)1 << 31, &data, &len);
 
-		if (fileio_read_all(lazy[j].path, (size_t)1 << 31, &data, &len) < 0)
+		if (r < 0)
 			continue;          /* removed by hand: a re-index expunges it */
 		mime_summarize(data, len, &f->user->store->set.mime, false, &sum);
 		free(data);

@@ -127,15 +127,15 @@ static size_t search_count(struct store_folder *f, enum store_search_type type, 
 #define ALL_FIELDS (STORE_FETCH_ENVELOPE | STORE_FETCH_BODYSTRUCTURE | STORE_FETCH_BODY | \
 		    STORE_FETCH_HEADERS | STORE_FETCH_PREVIEW | STORE_FETCH_THREAD)
 
-/* Every cached answer of every message, as one string. */
-static char *fetch_all(struct store_folder *f)
+/* The answers for fields of every message, as one string. */
+static char *fetch_fields(struct store_folder *f, uint32_t fields)
 {
 	struct store_page *page;
 	const char *err;
 	struct buf b;
 
 	buf_init(&b, 1 << 20);
-	assert_int_equal(store_fetch(f, NULL, 0, ALL_FIELDS, 0, 100, &page, &err), STORE_OK);
+	assert_int_equal(store_fetch(f, NULL, 0, fields, 0, 100, &page, &err), STORE_OK);
 	for (size_t i = 0; i < page->count; i++) {
 		const struct store_msg *m = &page->msgs[i];
 		const char *s[] = { m->envelope, m->bodystructure, m->body, m->headers, m->preview,
@@ -149,6 +149,12 @@ static char *fetch_all(struct store_folder *f)
 	}
 	store_page_free(&page);
 	return buf_steal(&b);
+}
+
+/* Every cached answer of every message. */
+static char *fetch_all(struct store_folder *f)
+{
+	return fetch_fields(f, ALL_FIELDS);
 }
 
 /* Delivery leaves the text for the indexer; the indexer fills it. */
@@ -307,6 +313,49 @@ static void test_lazy_rebuild_same_answers(void **state)
 	free(indexed);
 }
 
+/* A listing that asks for header fields only (ENVELOPE, the cached
+ * headers, the threading fields) reads only each file's header after a
+ * lazy rebuild; the answers must be the same as from the full files. */
+static void test_lazy_rebuild_header_fields(void **state)
+{
+	struct ctx *c = *state;
+	const uint32_t fields = STORE_FETCH_ENVELOPE | STORE_FETCH_HEADERS | STORE_FETCH_THREAD;
+	char *eager, *lazy, *boundary, *refs;
+	size_t k;
+
+	for (size_t i = 0; i < NMSGS; i++)
+		deliver(c->f, msgs[i]);
+	/* The empty line across the first read's end (8192 bytes), and a
+	 * header of several reads. */
+	boundary = malloc(9000);
+	assert_non_null(boundary);
+	k = (size_t)snprintf(boundary, 9000, "From: dan@example.com\r\nSubject: boundary\r\nX-Pad: ");
+	memset(boundary + k, 'p', 8189 - k);
+	strcpy(boundary + 8189, "\r\n\r\nbody after the boundary\r\n");
+	assert_int_equal(boundary[8191], '\r');
+	refs = malloc(40000);
+	assert_non_null(refs);
+	k = (size_t)snprintf(refs, 40000, "From: eve@example.com\r\nSubject: many references\r\nReferences:");
+	for (int i = 0; i < 1000; i++)
+		k += (size_t)snprintf(refs + k, 40000 - k, " <%d@example.org>\r\n", i);
+	snprintf(refs + k, 40000 - k, "Message-ID: <refs@example.org>\r\n\r\nbody\r\n");
+	deliver(c->f, boundary);
+	deliver(c->f, refs);
+	free(boundary);
+	free(refs);
+	assert_int_equal(pending(c->f, true), 0);
+	eager = fetch_fields(c->f, fields);
+	close_all(c);
+
+	remove_index(c, false);
+	open_all(c, false);
+	assert_int_equal(pending(c->f, false), NMSGS + 2);
+	lazy = fetch_fields(c->f, fields);
+	assert_string_equal(lazy, eager);
+	free(eager);
+	free(lazy);
+}
+
 /* A file added by hand with LF line ends: the lazy row has the file's
  * size; indexing rewrites it with CRLF and corrects size and usage. */
 static void test_lazy_rebuild_lf_file(void **state)
@@ -404,6 +453,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_search_finds_just_delivered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_background_and_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_rebuild_same_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lazy_rebuild_header_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_rebuild_lf_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_survive_rebuild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_v1, setup, teardown),
