@@ -20,11 +20,12 @@
  * between the rename into #msgs and the commit, the key must be on disk
  * with the file before the rename is: it is an extended attribute of the
  * temp file (STORE_KEY_XATTR), set before the file's own fsync, so it
- * costs no flush of its own.  Where the file system has no user xattrs, the file
- * gets a second link "#tmp.dk.<hash>.<guid>" in the folder directory
- * instead, which costs a directory fsync per batch before the renames;
- * the marker is removed after the commit.  The open that adopts an orphan
- * reads the attribute, or finds the marker by inode, and records the key.
+ * costs no flush of its own.  Where the file system has no user xattrs,
+ * the file gets a second link "#tmp.dk.<hash>.<guid>" in the folder
+ * directory instead, which costs a directory fsync per batch before the
+ * renames; the marker is removed after the commit.  The open that adopts
+ * an orphan reads the attribute, or finds the marker by inode, and
+ * records the key.
  */
 #include "store/store_private.h"
 
@@ -471,7 +472,6 @@ static char *write_temp(struct store *store, const char *dir, const char *data, 
 
 	if (key_set_r != NULL)
 		*key_set_r = false;
-
 	store_guid(guid);
 	path = xasprintf("%s/" STORE_TMP_PREFIX "%s", dir, guid);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, STORE_FILE_MODE);
