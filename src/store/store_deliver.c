@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,8 @@ struct pending {
 	char *marker;                 /* second link while committing */
 	bool done;
 	enum store_status status;
-	const char *error;
+	const char *error;            /* errbuf, or NULL */
+	char errbuf[256];             /* the leader writes it, this thread reads it */
 	uint32_t uid;
 	char *final;
 };
@@ -80,6 +82,20 @@ static char *folder_dir_copy(struct store_folder *f)
 	d = xstrdup(f->dir);
 	pthread_mutex_unlock(&f->lock);
 	return d;
+}
+
+/* Marks p failed with its own copy of the message: the leader's error
+ * buffer (store_errf) is overwritten by its next call while p's thread
+ * reads. */
+static void PETREL_PRINTF(3, 4) pending_fail(struct pending *p, enum store_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->errbuf, sizeof(p->errbuf), fmt, ap);
+	va_end(ap);
+	p->status = st;
+	p->error = p->errbuf;
 }
 
 static void fail_all(struct pending *batch, enum store_status st, const char *error)
@@ -95,10 +111,8 @@ static void fail_all(struct pending *batch, enum store_status st, const char *er
 			free(p->marker);
 			p->marker = NULL;
 		}
-		if (p->status == STORE_OK) {
-			p->status = st;
-			p->error = error;
-		}
+		if (p->status == STORE_OK)
+			pending_fail(p, st, "%s", error);
 	}
 }
 
@@ -256,8 +270,7 @@ static int batch_keys(struct store_folder *f, struct pending *batch, bool *marke
 		store_guid(guid);
 		p->marker = xasprintf("%s/" STORE_KEY_MARKER_PREFIX "%s.%s", f->dir, p->key, guid);
 		if (link(p->src, p->marker) < 0) {
-			p->status = store_errno_status(errno);
-			p->error = store_errf("cannot store message: %s", strerror(errno));
+			pending_fail(p, store_errno_status(errno), "cannot store message: %s", strerror(errno));
 			free(p->marker);
 			p->marker = NULL;
 			continue;
@@ -281,7 +294,9 @@ static void batch_keys_done(struct pending *batch)
 			p->duplicate = p->dup_of->status == STORE_OK;
 			p->uid = p->dup_of->uid;
 			p->status = p->dup_of->status;
-			p->error = p->dup_of->error;
+			p->error = NULL;
+			if (p->dup_of->error != NULL)
+				pending_fail(p, p->dup_of->status, "%s", p->dup_of->error);
 		}
 	}
 }
@@ -346,8 +361,7 @@ static void commit_batch(struct store_folder *f, struct pending *batch)
 		}
 		r = p->link ? link(p->src, p->final) : fileio_rename(p->src, p->final);
 		if (r < 0) {
-			p->status = store_errno_status(errno);
-			p->error = store_errf("cannot store message: %s", strerror(errno));
+			pending_fail(p, store_errno_status(errno), "cannot store message: %s", strerror(errno));
 			free(p->final);
 			p->final = NULL;
 			continue;
@@ -632,7 +646,7 @@ static void deliver_one(struct store *store, struct store_rcpt *r, const struct 
 		user_usage_add(f->user, -(int64_t)len, -1);
 	if (p.status != STORE_OK) {
 		r->status = p.status;
-		r->error = p.error;
+		r->error = store_errf("%s", p.error != NULL ? p.error : "not delivered");
 		return;
 	}
 	r->status = STORE_OK;
@@ -880,7 +894,7 @@ enum store_status store_copy(struct store_folder *src, struct store_folder *dst,
 				for (size_t j = i; j < nrows; j++)
 					user_usage_add(dst->user, -(int64_t)rows[j].size, -1);
 			}
-			*error_r = p.error;
+			*error_r = store_errf("%s", p.error != NULL ? p.error : "not copied");
 			ret = p.status;
 			goto out;
 		}
