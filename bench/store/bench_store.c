@@ -361,6 +361,33 @@ static double many_rcpts(const char *dir, bool hardlinks, unsigned rcpts, unsign
 	return msgs * rcpts / t0;
 }
 
+/* Fetches fields of every message of f, 1000 at a time, as a client's
+ * listing does.  Returns the seconds it took; *count_r (or NULL) gets the
+ * number of messages. */
+static double list_all(struct store_folder *f, uint32_t fields, uint64_t *count_r)
+{
+	struct store_page *page;
+	const char *err;
+	uint64_t n = 0;
+	double t0 = now();
+
+	for (uint32_t after = 0;;) {
+		bool more;
+
+		if (store_fetch(f, NULL, 0, fields, after, 1000, &page, &err) != STORE_OK)
+			die("fetch", err);
+		n += page->count;
+		after = page->last_uid;
+		more = page->more;
+		store_page_free(&page);
+		if (!more)
+			break;
+	}
+	if (count_r != NULL)
+		*count_r = n;
+	return now() - t0;
+}
+
 /* The first SELECT of a folder whose index.fld was deleted (rebuilt at
  * open), then FETCH ENVELOPE of every message, then a warm open. */
 static void lazy_open(const char *dir, const char *user, unsigned total)
@@ -368,7 +395,6 @@ static void lazy_open(const char *dir, const char *user, unsigned total)
 	struct store *s;
 	struct store_user *u;
 	struct store_folder *f;
-	struct store_page *page;
 	const char *err;
 	char cmd[4096];
 	double t0;
@@ -386,32 +412,10 @@ static void lazy_open(const char *dir, const char *user, unsigned total)
 	fflush(stdout);
 	/* ENVELOPE alone, as a client's first listing often is: only each
 	 * file's header is read. */
-	t0 = now();
-	for (uint32_t after = 0;;) {
-		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE, after, 1000, &page, &err) != STORE_OK)
-			die("fetch", err);
-		after = page->last_uid;
-		if (!page->more) {
-			store_page_free(&page);
-			break;
-		}
-		store_page_free(&page);
-	}
-	printf("list_envelope_only_after_missing_index %.3f s\n", now() - t0);
+	printf("list_envelope_only_after_missing_index %.3f s\n", list_all(f, STORE_FETCH_ENVELOPE, NULL));
 	fflush(stdout);
-	t0 = now();
-	for (uint32_t after = 0;;) {
-		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE | STORE_FETCH_BODYSTRUCTURE, after, 1000,
-				&page, &err) != STORE_OK)
-			die("fetch", err);
-		after = page->last_uid;
-		if (!page->more) {
-			store_page_free(&page);
-			break;
-		}
-		store_page_free(&page);
-	}
-	printf("list_envelopes_after_missing_index %.3f s\n", now() - t0);
+	printf("list_envelopes_after_missing_index %.3f s\n",
+	       list_all(f, STORE_FETCH_ENVELOPE | STORE_FETCH_BODYSTRUCTURE, NULL));
 	fflush(stdout);
 #ifdef STORE_HAVE_INDEX_PENDING
 	{
@@ -476,7 +480,6 @@ int main(int argc, char **argv)
 	struct store *s;
 	struct store_user *u;
 	struct store_folder *f;
-	struct store_page *page;
 	const char *err, *dir;
 	double t0, rate;
 	int opt;
@@ -601,31 +604,9 @@ int main(int argc, char **argv)
 	if (store_folder_open(u, "INBOX", &f, &err) != STORE_OK)
 		die("open", err);
 	printf("open_folder_%u %.3f s\n", total, now() - t0);
-	t0 = now();
-	for (uint32_t after = 0;;) {
-		if (store_fetch(f, NULL, 0, 0, after, 1000, &page, &err) != STORE_OK)
-			die("fetch", err);
-		listed += page->count;
-		after = page->last_uid;
-		if (!page->more) {
-			store_page_free(&page);
-			break;
-		}
-		store_page_free(&page);
-	}
-	printf("list_uids_flags_%llu %.3f s\n", (unsigned long long)listed, now() - t0);
-	t0 = now();
-	for (uint32_t after = 0;;) {
-		if (store_fetch(f, NULL, 0, STORE_FETCH_ENVELOPE, after, 1000, &page, &err) != STORE_OK)
-			die("fetch", err);
-		after = page->last_uid;
-		if (!page->more) {
-			store_page_free(&page);
-			break;
-		}
-		store_page_free(&page);
-	}
-	printf("list_envelopes %.3f s\n", now() - t0);
+	t0 = list_all(f, 0, &listed);
+	printf("list_uids_flags_%llu %.3f s\n", (unsigned long long)listed, t0);
+	printf("list_envelopes %.3f s\n", list_all(f, STORE_FETCH_ENVELOPE, NULL));
 	{
 		struct store_search_key k = { .type = STORE_SK_BODY, .text = "pelican quarterly" };
 		uint32_t *uids;
