@@ -40,6 +40,12 @@ int str_escape_append(struct buf *out, const void *data, size_t len, size_t max_
  * at most max_in input bytes; caller frees. */
 char *str_escape(const char *s, size_t max_in);
 
+/* t (seconds since the epoch) as "Sun, 29 Nov 2026 08:00:00 <zone>" in
+ * UTC: "+0000" for a mail Date (RFC 5322 3.3), "GMT" for HTTP's
+ * IMF-fixdate (RFC 9110 5.6.7).  Built by hand, since strftime's day and
+ * month names follow the locale. */
+void str_date_utc(int64_t t, const char *zone, char *out, size_t size);
+
 /* Splits s at sep into at most max fields, in place; returns the count.
  * Empty fields are kept. */
 size_t str_split(char *s, char sep, char **fields, size_t max);

@@ -30,6 +30,7 @@
 #include "auth/auth.h"
 #include "auth/auth_limiter.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "directory/directory.h"
 #include "http/http_private.h"
 
@@ -138,25 +139,6 @@ static void set_timeouts(struct conn *c, int64_t seconds)
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
-/* IMF-fixdate (RFC 9110 5.6.7), built by hand: strftime's names follow
- * the locale. */
-static void http_date(char *out, size_t size)
-{
-	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	time_t now = time(NULL);
-	struct tm tm;
-
-	if (gmtime_r(&now, &tm) == NULL) {
-		snprintf(out, size, "Thu, 01 Jan 1970 00:00:00 GMT");
-		return;
-	}
-	snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
-		 tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec);
-}
-
 /* ---- responses ---- */
 
 /*
@@ -176,7 +158,7 @@ static void admin_respond(struct admin_session *s, int status, const char *conte
 	if (close || !rp->complete || !rp->req.keep_alive || s->stopping ||
 	    s->auth_failures >= ADMIN_MAX_AUTH_FAILURES)
 		s->close_after_write = true;
-	http_date(date, sizeof(date));
+	str_date_utc((int64_t)time(NULL), "GMT", date, sizeof(date));
 	evbuffer_add_printf(out,
 			    "HTTP/1.1 %d %s\r\n"
 			    "Date: %s\r\n"

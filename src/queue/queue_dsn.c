@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/str.h"
 #include "outbound/outbound.h"
 
 /* Largest notice we build (the original message is cut to headers above
@@ -106,11 +107,11 @@ static int put_rcpt_fields(struct buf *b, const struct queue_env *env, const str
 		ret |= buf_append_str(b, "\r\n");
 	}
 	if (r->last_attempt > 0) {
-		queue_msg_date(r->last_attempt, date, sizeof(date));
+		str_date_utc(r->last_attempt, "+0000", date, sizeof(date));
 		ret |= buf_printf(b, "Last-Attempt-Date: %s\r\n", date);
 	}
 	if (kind == QUEUE_DSN_DELAY) {
-		queue_msg_date(max_until > 0 ? max_until : now, date, sizeof(date));
+		str_date_utc(max_until > 0 ? max_until : now, "+0000", date, sizeof(date));
 		ret |= buf_printf(b, "Will-Retry-Until: %s\r\n", date);
 	}
 	(void)env;
@@ -134,8 +135,8 @@ char *queue_dsn_build(const struct queue_env *env, enum queue_dsn_kind kind, con
 	else
 		snprintf(boundary, sizeof(boundary), "%s.%" PRId64 "/%s", env->id, p->now,
 			 p->reporting_mta);
-	queue_msg_date(p->now, date, sizeof(date));
-	queue_msg_date(env->arrival, arrival, sizeof(arrival));
+	str_date_utc(p->now, "+0000", date, sizeof(date));
+	str_date_utc(env->arrival, "+0000", arrival, sizeof(arrival));
 	switch (kind) {
 	case QUEUE_DSN_FAILURE:
 		subject = "Undelivered Mail Returned to Sender";

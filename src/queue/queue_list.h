@@ -140,9 +140,6 @@ struct queue_notice {
  * base64 UTF-8 body when the text is not ASCII.  Newly allocated. */
 char *queue_notice_text(const struct queue_notice *n, size_t *len_r);
 
-/* Formats t as an RFC 5322 date (UTC). */
-void queue_msg_date(int64_t t, char *out, size_t size);
-
 /* ---- delivery (queue_list.c, queue_autoreply.c) ---- */
 
 struct queue;

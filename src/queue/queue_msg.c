@@ -524,20 +524,6 @@ char *queue_list_message(const char *msg, size_t len, const struct queue_list_he
 
 /* ---- notices ---- */
 
-void queue_msg_date(int64_t t, char *out, size_t size)
-{
-	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7],
-		 tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec);
-}
-
 /* A References value we may copy: printable ASCII message ids only. */
 static bool safe_ids(const char *s)
 {
@@ -615,7 +601,7 @@ char *queue_notice_text(const struct queue_notice *n, size_t *len_r)
 	int ret = 0;
 
 	buf_init(&b, NOTICE_MAX * 2);
-	queue_msg_date(n->date, date, sizeof(date));
+	str_date_utc(n->date, "+0000", date, sizeof(date));
 	if (n->from_name != NULL && n->from_name[0] != '\0') {
 		char *name = queue_msg_encode_words(n->from_name);
 

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/str.h"
 
 bool store_quota_crossed(uint64_t used, uint64_t delta, uint64_t max, unsigned pct)
 {
@@ -41,12 +42,9 @@ char *store_quota_warn_text(const char *address, const struct store_quota *q, un
 			    const char *hostname, int64_t now)
 {
 	char date[64], maxb[32], maxm[32];
-	time_t t = (time_t)now;
-	struct tm tm;
 	uint32_t h = 2166136261u;
 
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	str_date_utc(now, "+0000", date, sizeof(date));
 	snprintf(maxb, sizeof(maxb), "%" PRIu64, q->max_bytes);
 	snprintf(maxm, sizeof(maxm), "%" PRIu64, q->max_messages);
 	/* Message-ID: the time and a hash of the address (an address may

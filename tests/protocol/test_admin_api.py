@@ -5,6 +5,7 @@ certificate served, SNI, garbage, certificate replacement on reload, the
 per-IP connection limit).  Real clients: http.client and ssl, plus raw
 sockets for what those refuse to send."""
 import base64
+import email.utils
 import hashlib
 import http.client
 import json
@@ -185,6 +186,11 @@ def test_status_with_admin_credentials(petrel, login):
     assert resp.getheader("Content-Type") == "application/json"
     assert resp.getheader("Cache-Control") == "no-store"
     assert resp.getheader("Server") is None
+    # RFC 9110 IMF-fixdate, and the engine's clock is ours
+    date = resp.getheader("Date")
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct"
+                        r"|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT", date), date
+    assert abs(email.utils.parsedate_to_datetime(date).timestamp() - time.time()) < 60
     reply = json.loads(data)
     assert reply["ok"] is True
     assert reply["pid"] == petrel.proc.pid

@@ -8,6 +8,7 @@ The quota here is a message count (`user add --messages 10`), so the
 numbers are exact: 90% of 10 is 9 messages.
 """
 import email
+import email.utils
 import imaplib
 import json
 import re
@@ -78,6 +79,31 @@ def subjects(p, user, password):
             pass
 
 
+def date_header(p, user, password, *criteria):
+    """The Date header of the first message matching an IMAP SEARCH."""
+    m = imaplib.IMAP4("127.0.0.1", p.port("imap"), timeout=20)
+    try:
+        assert m.login(user, password)[0] == "OK"
+        m.select("INBOX", readonly=True)
+        typ, data = m.search(None, *criteria)
+        assert typ == "OK" and data[0].split(), criteria
+        typ, data = m.fetch(data[0].split()[0], "(BODY.PEEK[HEADER.FIELDS (DATE)])")
+        m.logout()
+        return email.message_from_bytes(data[0][1]).get("Date", "")
+    finally:
+        try:
+            m.shutdown()
+        except OSError:
+            pass
+
+
+def assert_mail_date(value):
+    """An RFC 5322 date in UTC, written by the engine just now."""
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep"
+                        r"|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d \+0000", value), value
+    assert abs(email.utils.parsedate_to_datetime(value).timestamp() - time.time()) < 120, value
+
+
 def test_quota_warning_then_defer_then_bounce(petrel_dirs):
     p = petrel_dirs
     set_settings(p, "queue", retry_interval="1s", quota_defer_time="5s",
@@ -98,6 +124,7 @@ def test_quota_warning_then_defer_then_bounce(petrel_dirs):
     got = subjects(p, CAROL, CAROL_PW)
     assert got.count(WARN_SUBJECT) == 1, got
     assert len(got) == 10
+    assert_mail_date(date_header(p, CAROL, CAROL_PW, "HEADER", "Auto-Submitted", "auto-generated"))
 
     # Full now: the next message waits with 4.2.2 ...
     t0 = time.time()
@@ -128,6 +155,7 @@ def test_quota_warning_then_defer_then_bounce(petrel_dirs):
         finally:
             m.logout()
     assert wait(notice, what="the failure notice")
+    assert_mail_date(date_header(p, ADMIN, ADMIN_PASSWORD, "TEXT", "5.2.2"))
     p.assert_alive()
 
 

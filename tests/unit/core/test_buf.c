@@ -185,6 +185,23 @@ static void test_str_trim_split(void **state)
 	assert_false(str_has_suffix("eml", ".eml"));
 }
 
+/* Mail and HTTP dates in UTC, with English day and month names, truncated
+ * safely. */
+static void test_str_date_utc(void **state)
+{
+	char out[64];
+
+	(void)state;
+	str_date_utc(0, "+0000", out, sizeof(out));
+	assert_string_equal(out, "Thu, 01 Jan 1970 00:00:00 +0000");
+	str_date_utc(1795939200, "+0000", out, sizeof(out));
+	assert_string_equal(out, "Sun, 29 Nov 2026 08:00:00 +0000");
+	str_date_utc(1709251199, "GMT", out, sizeof(out));
+	assert_string_equal(out, "Thu, 29 Feb 2024 23:59:59 GMT");
+	str_date_utc(0, "+0000", out, 10);
+	assert_string_equal(out, "Thu, 01 J");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_str_to_u64_and_bool),
 		cmocka_unit_test(test_str_escape),
 		cmocka_unit_test(test_str_trim_split),
+		cmocka_unit_test(test_str_date_utc),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
