@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "auth/sasl.h"
 #include "core/buf.h"
+#include "core/str.h"
 #include "core/xmalloc.h"
 
 #define AUTH_MD4_LEN 16
@@ -80,11 +81,6 @@ struct auth_scram_secret {
 int auth_scram_secret_parse(const char *md, const char *value, struct auth_scram_secret *r)
 	PETREL_MUST_CHECK;
 
-/* Lower-case hex of len bytes into out (2 * len + 1 bytes). */
-void auth_hex(const void *data, size_t len, char *out);
-/* Decodes exactly out_len bytes from 2 * out_len hex digits (either case).
- * Returns 0 or -1. */
-int auth_unhex(const char *hex, size_t hex_len, void *out, size_t out_len) PETREL_MUST_CHECK;
 
 /* Constant-time equality of two equal-length byte strings. */
 bool auth_equal(const void *a, const void *b, size_t len);

@@ -71,7 +71,7 @@ char *auth_cram_md5_secret(const char *password)
 		put_le32(raw + 4 * i, pads.inner[i]);
 		put_le32(raw + 16 + 4 * i, pads.outer[i]);
 	}
-	auth_hex(raw, sizeof(raw), hex);
+	str_hex(raw, sizeof(raw), hex);
 	explicit_bzero(&pads, sizeof(pads));
 	explicit_bzero(raw, sizeof(raw));
 	return hex;
@@ -81,7 +81,7 @@ int auth_cram_pads_parse(const char *value, struct auth_cram_pads *pads_r)
 {
 	unsigned char raw[32];
 
-	if (auth_unhex(value, strlen(value), raw, sizeof(raw)) < 0)
+	if (str_unhex(value, strlen(value), raw, sizeof(raw)) < 0)
 		return -1;
 	for (int i = 0; i < 4; i++) {
 		pads_r->inner[i] = get_le32(raw + 4 * i);
@@ -236,7 +236,7 @@ static void digest_a1_hex(const char *user, const char *realm, const char *passw
 	auth_md5_update(&ctx, ":", 1);
 	auth_md5_update(&ctx, password, strlen(password));
 	auth_md5_final(&ctx, h);
-	auth_hex(h, sizeof(h), out);
+	str_hex(h, sizeof(h), out);
 	explicit_bzero(h, sizeof(h));
 }
 
@@ -383,7 +383,7 @@ int auth_derive(const char *user, const char *domain, const char *password,
 	list[n++].value = auth_digest_md5_secret(user, domain, password);
 	if (auth_nt_hash(password, nt) < 0)
 		panic("auth_derive: UTF-8 checked above");
-	auth_hex(nt, sizeof(nt), hex);
+	str_hex(nt, sizeof(nt), hex);
 	list[n].mechanism = xstrdup(AUTH_SECRET_NTLM);
 	list[n++].value = xstrdup(hex);
 	explicit_bzero(nt, sizeof(nt));

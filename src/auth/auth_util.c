@@ -1,5 +1,5 @@
 /*
- * Small helpers for src/auth: hex, constant-time comparison, UTF-8 and
+ * Small helpers for src/auth: constant-time comparison, UTF-8 and
  * UTF-16LE, randomness, and digests through OpenSSL's EVP interface.
  */
 #include "auth/auth_private.h"
@@ -10,46 +10,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-
-static const char hexdigits[] = "0123456789abcdef";
-
-void auth_hex(const void *data, size_t len, char *out)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = hexdigits[p[i] >> 4];
-		out[2 * i + 1] = hexdigits[p[i] & 0x0f];
-	}
-	out[2 * len] = '\0';
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int auth_unhex(const char *hex, size_t hex_len, void *out, size_t out_len)
-{
-	unsigned char *p = out;
-
-	if (hex_len != 2 * out_len)
-		return -1;
-	for (size_t i = 0; i < out_len; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		p[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
 
 bool auth_equal(const void *a, const void *b, size_t len)
 {

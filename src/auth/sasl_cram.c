@@ -76,7 +76,7 @@ static void cram_step(struct sasl_server *s, const unsigned char *data, size_t l
 		}
 	}
 	if (sp == NULL || sp == data || len - (size_t)(sp - data) - 1 != 2 * AUTH_MD5_LEN ||
-	    auth_unhex((const char *)sp + 1, 2 * AUTH_MD5_LEN, got, sizeof(got)) < 0 ||
+	    str_unhex((const char *)sp + 1, 2 * AUTH_MD5_LEN, got, sizeof(got)) < 0 ||
 	    memchr(data, '\0', (size_t)(sp - data)) != NULL) {
 		if (sp != NULL && sp != data)
 			sasl_set_login(s, (const char *)data, (size_t)(sp - data));

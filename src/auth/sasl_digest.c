@@ -269,7 +269,7 @@ static void md5_hex(const void *data, size_t len, char out[33])
 	auth_md5_init(&ctx);
 	auth_md5_update(&ctx, data, len);
 	auth_md5_final(&ctx, h);
-	auth_hex(h, sizeof(h), out);
+	str_hex(h, sizeof(h), out);
 }
 
 /* The response value (RFC 2831 section 2.1.2.1) for HA1 = H(user:realm:pass)
@@ -382,7 +382,7 @@ static void digest_response(struct sasl_server *s, const unsigned char *data, si
 		if (c1 != NULL && c2 != NULL && (size_t)(c1 - secret) == strlen(realm) &&
 		    strncmp(secret, realm, strlen(realm)) == 0 && c2 - c1 - 1 == 32 &&
 		    strlen(c2 + 1) == 32 &&
-		    auth_unhex(address_form ? c2 + 1 : c1 + 1, 32, ha1, sizeof(ha1)) == 0)
+		    str_unhex(address_form ? c2 + 1 : c1 + 1, 32, ha1, sizeof(ha1)) == 0)
 			have_secret = true;
 	}
 	if (!have_secret)

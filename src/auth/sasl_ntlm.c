@@ -174,7 +174,7 @@ static void send_challenge(struct sasl_server *s, uint32_t client_flags)
 				 NTLMSSP_NEGOTIATE_128 | NTLMSSP_NEGOTIATE_56);
 	st->flags = flags;
 	if (s->params.test_nonce != NULL) {
-		if (auth_unhex(s->params.test_nonce, strlen(s->params.test_nonce), st->challenge,
+		if (str_unhex(s->params.test_nonce, strlen(s->params.test_nonce), st->challenge,
 			       sizeof(st->challenge)) < 0)
 			panic("ntlm: test nonce must be 16 hex digits");
 	} else {
@@ -428,7 +428,7 @@ static void ntlm_authenticate(struct sasl_server *s, const unsigned char *msg, s
 	}
 	if (found == 1)
 		secret = s->backend.secret(s->backend.context, &u, AUTH_SECRET_NTLM);
-	if (secret != NULL && auth_unhex(secret, strlen(secret), nt_hash, sizeof(nt_hash)) == 0)
+	if (secret != NULL && str_unhex(secret, strlen(secret), nt_hash, sizeof(nt_hash)) == 0)
 		have_secret = true;
 	else
 		memset(nt_hash, 0, sizeof(nt_hash));  /* dummy: same work */

@@ -40,6 +40,14 @@ int str_escape_append(struct buf *out, const void *data, size_t len, size_t max_
  * at most max_in input bytes; caller frees. */
 char *str_escape(const char *s, size_t max_in);
 
+/* The value of hex digit c (either case), or -1. */
+int str_hex_digit(char c);
+/* Lower-case hex of len bytes into out (2 * len + 1 bytes). */
+void str_hex(const void *data, size_t len, char *out);
+/* Decodes exactly out_len bytes from 2 * out_len hex digits (either case).
+ * 0, or -1 for another length or a non-hex digit. */
+int str_unhex(const char *hex, size_t hex_len, void *out, size_t out_len) PETREL_MUST_CHECK;
+
 /* t (seconds since the epoch) as "Sun, 29 Nov 2026 08:00:00 <zone>" in
  * UTC: "+0000" for a mail Date (RFC 5322 3.3), "GMT" for HTTP's
  * IMF-fixdate (RFC 9110 5.6.7).  Built by hand, since strftime's day and

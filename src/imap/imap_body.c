@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/str.h"
 #include "mime/mime.h"
 
 /* The part a section names, or -1 when it does not exist.  For HEADER,
@@ -161,17 +162,6 @@ static size_t decode_base64(const char *in, size_t len, struct buf *out)
 	return n;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Quoted-printable (RFC 2045 6.7), leniently: a bad escape stays as it is. */
 static size_t decode_qp(const char *in, size_t len, struct buf *out)
 {
@@ -196,8 +186,8 @@ static size_t decode_qp(const char *in, size_t len, struct buf *out)
 				i = j;
 				continue;
 			}
-			if (i + 2 < len && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
-				c = (char)(hexval(in[i + 1]) * 16 + hexval(in[i + 2]));
+			if (i + 2 < len && str_hex_digit(in[i + 1]) >= 0 && str_hex_digit(in[i + 2]) >= 0) {
+				c = (char)(str_hex_digit(in[i + 1]) * 16 + str_hex_digit(in[i + 2]));
 				i += 2;
 			}
 		}

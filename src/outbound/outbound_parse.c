@@ -257,17 +257,6 @@ int outbound_xtext_encode(struct buf *out, const char *s)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int outbound_xtext_decode(const char *text, size_t len, struct buf *out)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -278,8 +267,8 @@ int outbound_xtext_decode(const char *text, size_t len, struct buf *out)
 
 			if (i + 2 >= len)
 				return -1;
-			hi = hexval(text[i + 1]);
-			lo = hexval(text[i + 2]);
+			hi = str_hex_digit(text[i + 1]);
+			lo = str_hex_digit(text[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			if (buf_append_char(out, (char)(hi * 16 + lo)) < 0)

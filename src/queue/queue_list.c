@@ -71,8 +71,7 @@ void queue_address_hash(const char *address, char out[65])
 	}
 	if (EVP_Digest(lower, strlen(lower), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
 		panic("queue_address_hash: SHA-256 failed");
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	str_hex(md, 32, out);
 	free(lower);
 }
 

@@ -94,16 +94,11 @@ enum store_status store_errno_status(int err)
 
 void store_guid(char out[33])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char r[16];
 
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
 		panic("store: getrandom failed");
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = hex[r[i] >> 4];
-		out[2 * i + 1] = hex[r[i] & 15];
-	}
-	out[32] = '\0';
+	str_hex(r, sizeof(r), out);
 }
 
 int store_fsync_fd(const struct store *store, int fd)

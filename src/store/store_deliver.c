@@ -116,23 +116,6 @@ static void fail_all(struct pending *batch, enum store_status st, const char *er
 	}
 }
 
-static void hex_encode(const unsigned char md[32], char out[65])
-{
-	for (int i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-/* The 32 bytes of a 64-digit lowercase hash (as made above). */
-static void hex_decode(const char *hash, unsigned char md[32])
-{
-	for (int i = 0; i < 32; i++) {
-		unsigned hi = (unsigned)(hash[2 * i] <= '9' ? hash[2 * i] - '0' : hash[2 * i] - 'a' + 10);
-		unsigned lo = (unsigned)(hash[2 * i + 1] <= '9' ? hash[2 * i + 1] - '0' : hash[2 * i + 1] - 'a' + 10);
-
-		md[i] = (unsigned char)(hi << 4 | lo);
-	}
-}
-
 void store_delivery_key_hash(const char *key, char out[65])
 {
 	unsigned char md[32];
@@ -140,7 +123,7 @@ void store_delivery_key_hash(const char *key, char out[65])
 
 	if (EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
 		panic("store: SHA-256 failed");
-	hex_encode(md, out);
+	str_hex(md, sizeof(md), out);
 }
 
 int delivery_keys_create(sqlite3 *db)
@@ -214,7 +197,7 @@ int delivery_key_adopt(struct store_folder *f, const char *path, const struct st
 	if (getxattr(path, STORE_KEY_XATTR, attr, sizeof(attr)) == (ssize_t)sizeof(attr)) {
 		char hash[65];
 
-		hex_encode(attr, hash);
+		str_hex(attr, sizeof(attr), hash);
 		return key_record(f, hash, uid, time(NULL));
 	}
 	d = opendir(f->dir);
@@ -500,8 +483,8 @@ static char *write_temp(struct store *store, const char *dir, const char *data, 
 	if (key_hash != NULL) {
 		unsigned char md[32];
 
-		hex_decode(key_hash, md);
-		*key_set_r = fileio_fsetxattr(fd, STORE_KEY_XATTR, md, sizeof(md)) == 0;
+		*key_set_r = str_unhex(key_hash, strlen(key_hash), md, sizeof(md)) == 0 &&
+			     fileio_fsetxattr(fd, STORE_KEY_XATTR, md, sizeof(md)) == 0;
 	}
 	if (fileio_write_all(fd, data, len) < 0 || store_fsync_fd(store, fd) < 0) {
 		*st_r = store_errno_status(errno);

@@ -92,7 +92,7 @@ static void md5hex(const void *data, size_t len, char out[33])
 	unsigned int n;
 
 	assert_int_equal(EVP_Digest(data, len, h, &n, EVP_md5(), NULL), 1);
-	auth_hex(h, 16, out);
+	str_hex(h, 16, out);
 }
 
 static char *b64(const void *data, size_t len)
@@ -380,7 +380,7 @@ static enum sasl_status cram_client(struct fixture *f, const char *user, const c
 	if (sasl_server_start(f->s, "CRAM-MD5", NULL, 0, false, r) != SASL_CONTINUE)
 		return r->status;
 	hmac_md(EVP_md5(), pass, strlen(pass), r->data, r->len, d);
-	auth_hex(d, 16, hex);
+	str_hex(d, 16, hex);
 	snprintf(resp, sizeof(resp), "%s %s", user, hex);
 	return sasl_server_step(f->s, resp, strlen(resp), r);
 }

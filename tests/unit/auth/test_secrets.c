@@ -25,7 +25,7 @@
 
 static void hex_of(const void *data, size_t len, char *out)
 {
-	auth_hex(data, len, out);
+	str_hex(data, len, out);
 }
 
 /* ---- MD4, RFC 1320 appendix A.5 ---- */

@@ -202,6 +202,21 @@ static void test_str_date_utc(void **state)
 	assert_string_equal(out, "Thu, 01 J");
 }
 
+static void test_str_hex(void **state)
+{
+	const unsigned char bytes[] = { 0x00, 0x7f, 0xa5, 0xff };
+	unsigned char back[4];
+	char out[9];
+
+	(void)state;
+	str_hex(bytes, sizeof(bytes), out);
+	assert_string_equal(out, "007fa5ff");
+	assert_int_equal(str_unhex("007FA5ff", 8, back, sizeof(back)), 0);
+	assert_memory_equal(back, bytes, sizeof(bytes));
+	assert_int_equal(str_unhex("007fa5f", 7, back, sizeof(back)), -1);
+	assert_int_equal(str_unhex("007fa5fg", 8, back, sizeof(back)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_str_escape),
 		cmocka_unit_test(test_str_trim_split),
 		cmocka_unit_test(test_str_date_utc),
+		cmocka_unit_test(test_str_hex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
